@@ -1,0 +1,52 @@
+"""``ai-analyze``: analyse a document and store the analysis next to it.
+
+Subject: ``documents/{tenantId}/{subjectId}``. Output (overwritten, so idempotent):
+``analysis/{tenantId}/{subjectId}/{analysisType}.json``. The analysis runs behind the Analyzer
+protocol; the built-in analyzer is local and deterministic (see jobs/analyzer.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from pydantic import Field
+
+from jobs.analyzer import AnalysisType, Analyzer, LocalTextAnalyzer
+from shared.context import JobContext
+from shared.registry import JobType, Payload, ResultSummary
+
+ANALYZER: Analyzer = LocalTextAnalyzer()
+
+
+class AiAnalyzePayload(Payload):
+    analysis_type: AnalysisType = Field(alias="analysisType")
+
+
+def idempotency_key(subject_id: uuid.UUID, payload: AiAnalyzePayload) -> str:
+    return f"analysis-{subject_id}-{payload.analysis_type}"
+
+
+async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
+    subject, kind = ctx.contract.subject_id, ctx.payload.analysis_type
+    text = await ctx.files.read_text(ctx.settings.documents_container, str(subject))
+    await ctx.report_progress(20, "document read")
+    analysis = ANALYZER.analyze(text, kind)
+    output = f"{subject}/{kind}.json"
+    await ctx.files.write_json(ctx.settings.analysis_container, output, {
+        "documentId": str(subject), "analysisType": kind, "analyzer": ANALYZER.name,
+        "sourceSha256": hashlib.sha256(text.encode()).hexdigest(), **analysis,
+    })
+    summary: dict[str, object] = {"analysisType": kind, "analyzer": ANALYZER.name,
+                                  "output": f"{ctx.settings.analysis_container}/{ctx.contract.tenant_id}/{output}"}
+    if "keywords" in analysis:
+        summary["topKeywords"] = [k["term"] for k in analysis["keywords"][:5]]
+    if "statistics" in analysis:
+        summary["words"] = analysis["statistics"]["words"]
+    return summary
+
+
+JOB_TYPE: JobType[AiAnalyzePayload] = JobType(
+    name="ai-analyze", payload_model=AiAnalyzePayload, idempotency_key=idempotency_key, max_attempts=3,
+    handler=handle, description="Analyse a document (statistics, keywords, summary).",
+)

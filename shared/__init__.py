@@ -1,0 +1,1 @@
+"""The job system: contract, status store, queues, worker runtime, auth, errors, config."""

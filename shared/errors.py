@@ -1,0 +1,85 @@
+"""The one catalogue of stable error codes (API errors and job outcome codes).
+
+A code, once published, never changes meaning. docs/errors.md lists every entry here, and a
+test fails when the two disagree. HTTP errors are served as RFC 9457 problem+json; outcome
+codes are stored on the job and carried by JobOutcome events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int | None  # HTTP status for API errors; None for codes that only appear in outcomes
+    title: str
+
+
+class ErrorCode(Enum):
+    """Stable codes. The enum name is the code."""
+
+    # Request shape and limits
+    REQUEST_INVALID = ErrorSpec(400, "The request body does not match the schema.")
+    JSON_MALFORMED = ErrorSpec(400, "The request body is not valid JSON.")
+    UNKNOWN_JOB_TYPE = ErrorSpec(400, "The job type is not known.")
+    PAYLOAD_INVALID = ErrorSpec(400, "The payload does not match the job type's schema.")
+    REQUEST_TOO_LARGE = ErrorSpec(413, "The request body is larger than allowed.")
+    PAYLOAD_TOO_LARGE = ErrorSpec(413, "The job payload is larger than allowed; pass references, not data.")
+    UNSUPPORTED_MEDIA_TYPE = ErrorSpec(415, "Only application/json request bodies are accepted.")
+    METHOD_NOT_ALLOWED = ErrorSpec(405, "The method is not allowed on this resource.")
+    IDEMPOTENCY_KEY_REUSED = ErrorSpec(422, "A job with the same idempotency key exists with another payload.")
+    # Authentication and authorization
+    AUTH_TOKEN_MISSING = ErrorSpec(401, "A bearer token is required.")
+    AUTH_TOKEN_INVALID = ErrorSpec(401, "The bearer token is not valid.")
+    AUTH_PERMISSION_MISSING = ErrorSpec(403, "The token does not grant the permission this operation needs.")
+    JOB_NOT_FOUND = ErrorSpec(404, "No such job.")
+    # Platform
+    STORAGE_UNAVAILABLE = ErrorSpec(503, "Storage is unavailable; retry later.")
+    INTERNAL_ERROR = ErrorSpec(500, "An unexpected error occurred.")
+    # Job outcomes (stored on the job, carried by JobOutcome events)
+    COMPLETED = ErrorSpec(None, "The job completed.")
+    CANCELLED = ErrorSpec(None, "The job was cancelled.")
+    SUBJECT_NOT_FOUND = ErrorSpec(None, "The job's subject does not exist.")
+    SUBJECT_INVALID = ErrorSpec(None, "The job's subject could not be read as the job type expects.")
+    EMAIL_MESSAGE_ID_MISMATCH = ErrorSpec(None, "The e-mail's Message-ID differs from the job's messageId.")
+    CONTRACT_INVALID = ErrorSpec(None, "The queue message is not a valid job contract.")
+    MAX_ATTEMPTS_EXCEEDED = ErrorSpec(None, "Every allowed attempt failed; the job was poisoned.")
+    TRANSIENT_ERROR = ErrorSpec(None, "An attempt failed with an unexpected error and may be retried.")
+    LEASE_EXPIRED = ErrorSpec(None, "The worker running the attempt stopped renewing its lease.")
+
+    @property
+    def code(self) -> str:
+        return self.name
+
+    @property
+    def status(self) -> int | None:
+        return self.value.status
+
+    @property
+    def title(self) -> str:
+        return self.value.title
+
+
+class JobsError(Exception):
+    """An error with a stable code; the HTTP layer turns it into problem+json."""
+
+    def __init__(self, code: ErrorCode, detail: str | None = None, *, errors: list[dict[str, str]] | None = None):
+        super().__init__(detail or code.title)
+        self.code = code
+        self.detail = detail or code.title
+        self.errors = errors or []
+
+
+class PermanentJobError(Exception):
+    """Raised by a handler when retrying cannot help: the job ends Failed with this code, no retry."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None):
+        super().__init__(message or code.title)
+        self.code = code
+        self.message = message or code.title
+
+
+class JobCancelled(Exception):  # noqa: N818 - it is a signal, not an error
+    """Raised inside a handler (via ``ctx.raise_if_cancelled()``) to end the job Cancelled."""

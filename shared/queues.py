@@ -1,0 +1,41 @@
+"""The queues the app writes to: jobs (with an optional visibility delay), poison, outcomes.
+
+Every message is base64-encoded UTF-8 JSON (``TextBase64EncodePolicy``), which is what the
+Functions host's queue trigger expects by default (host.json ``messageEncoding: base64``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from azure.storage.queue.aio import QueueClient
+
+from shared.contract import JobContract, JobOutcomeEvent
+from shared.storage import StorageClients
+
+QUEUE_MESSAGE_LIMIT = 64 * 1024  # bytes, after base64
+MAX_VISIBILITY_DELAY = 7 * 24 * 3600
+
+
+def encoded_size(text: str) -> int:
+    """Size of a message body after base64, as the queue service counts it."""
+    return 4 * math.ceil(len(text.encode()) / 3)
+
+
+class JobQueues:
+    def __init__(self, clients: StorageClients, jobs: str, poison: str, outcomes: str):
+        self.jobs: QueueClient = clients.queue(jobs)
+        self.poison: QueueClient = clients.queue(poison)
+        self.outcomes: QueueClient = clients.queue(outcomes)
+
+    async def send_job(self, contract: JobContract, delay_seconds: float = 0) -> None:
+        """Enqueue a contract; ``delay_seconds`` keeps it invisible that long (retry backoff)."""
+        delay = min(MAX_VISIBILITY_DELAY, max(0, math.ceil(delay_seconds)))
+        await self.jobs.send_message(contract.to_json(), visibility_timeout=delay or None)
+
+    async def send_poison(self, body: str) -> None:
+        """Hand a message to the poison function (the same path the host uses after maxDequeueCount)."""
+        await self.poison.send_message(body)
+
+    async def send_outcome(self, event: JobOutcomeEvent) -> None:
+        await self.outcomes.send_message(event.to_json())

@@ -1,0 +1,119 @@
+"""Tenant-scoped access to the data handlers work on: blobs and table rows.
+
+Handlers never see SDK clients or other tenants' names: every blob path is
+``<container>/<tenantId>/<name>`` and every table partition is ``<tenantId>|<partition>``,
+built here from the job's tenant, so no request can make a handler touch another tenant's data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+from azure.storage.blob import ContentSettings
+
+from shared.errors import ErrorCode, PermanentJobError
+from shared.storage import StorageClients
+
+MAX_SUBJECT_BYTES = 16 * 1024 * 1024
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")
+_SAFE_KEY = re.compile(r"^[^/\\#?\x00-\x1f\x7f-\x9f]{1,512}$")
+
+
+def _blob_name(tenant_id: uuid.UUID, name: str) -> str:
+    if not _SAFE_NAME.match(name) or ".." in name.split("/") or "//" in name:
+        raise ValueError(f"unsafe blob name {name!r}")
+    return f"{tenant_id}/{name}"
+
+
+class TenantFiles:
+    """Blobs of one tenant."""
+
+    def __init__(self, clients: StorageClients, tenant_id: uuid.UUID):
+        self._clients = clients
+        self.tenant_id = tenant_id
+
+    async def read_bytes(self, container: str, name: str, *, limit: int = MAX_SUBJECT_BYTES) -> bytes:
+        """The blob's content; a missing blob is the job's permanent SUBJECT_NOT_FOUND."""
+        blob = self._clients.container(container).get_blob_client(_blob_name(self.tenant_id, name))
+        try:
+            props = await blob.get_blob_properties()
+            if props.size > limit:
+                raise PermanentJobError(ErrorCode.SUBJECT_INVALID, f"subject is larger than {limit} bytes")
+            stream = await blob.download_blob()
+            return await stream.readall()
+        except ResourceNotFoundError as exc:
+            raise PermanentJobError(ErrorCode.SUBJECT_NOT_FOUND, f"{container}/<tenant>/{name} not found") from exc
+
+    async def read_text(self, container: str, name: str) -> str:
+        data = await self.read_bytes(container, name)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PermanentJobError(ErrorCode.SUBJECT_INVALID, "subject is not UTF-8 text") from exc
+
+    async def write_json(self, container: str, name: str, value: Any) -> None:
+        """Overwrite (idempotent): writing the same result twice leaves the same blob."""
+        blob = self._clients.container(container).get_blob_client(_blob_name(self.tenant_id, name))
+        body = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).encode()
+        await blob.upload_blob(
+            body, overwrite=True, content_settings=ContentSettings(content_type="application/json")
+        )
+
+    async def exists(self, container: str, name: str) -> bool:
+        blob = self._clients.container(container).get_blob_client(_blob_name(self.tenant_id, name))
+        return bool(await blob.exists())
+
+
+class TenantRows:
+    """Rows of one tenant in one table, grouped in partitions the tenant cannot escape."""
+
+    def __init__(self, table: TableClient, tenant_id: uuid.UUID):
+        self._table = table
+        self.tenant_id = tenant_id
+
+    def partition(self, name: str) -> str:
+        key = f"{self.tenant_id}|{name}"
+        if not _SAFE_KEY.match(key):
+            raise ValueError(f"unsafe partition name {name!r}")
+        return key
+
+    async def upsert(self, partition: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Idempotent upserts in entity-group transactions of up to 100 rows."""
+        pk = self.partition(partition)
+        batch: list[Any] = []
+        count = 0
+        for row in rows:
+            batch.append(("upsert", {**row, "PartitionKey": pk}, {"mode": UpdateMode.REPLACE}))
+            if len(batch) == 100:
+                count += len(await self._table.submit_transaction(batch))
+                batch = []
+        if batch:
+            count += len(await self._table.submit_transaction(batch))
+        return count
+
+    async def keys(self, partition: str) -> list[str]:
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": self.partition(partition)}, select=["RowKey"]
+        )
+        return [row["RowKey"] async for row in rows]
+
+    async def get(self, partition: str, row_key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._table.get_entity(self.partition(partition), row_key))
+        except ResourceNotFoundError:
+            return None
+
+    async def delete(self, partition: str, row_keys: Iterable[str]) -> int:
+        pk = self.partition(partition)
+        keys = list(row_keys)
+        for start in range(0, len(keys), 100):
+            batch: list[Any] = [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in keys[start:start + 100]]
+            await self._table.submit_transaction(batch)
+        return len(keys)

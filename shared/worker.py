@@ -1,0 +1,286 @@
+"""The queue-triggered worker: at-least-once delivery in, exactly one terminal status out.
+
+For each delivery of a job message:
+1. Parse the contract. An unparseable one goes to the poison queue (CONTRACT_INVALID) at once:
+   raising would only make the host retry a message that can never succeed.
+2. Read the status entity (recreate it from the contract if it is missing) and decide:
+   terminal -> re-send its outcome (a duplicate delivery may mean the send never happened);
+   Running with a live lease -> leave it to its owner; cancel requested -> Cancelled;
+   a stale retry message -> drop it; attempts used up -> Poisoned; else claim it.
+3. Claim = Queued (or Running with an expired lease) -> Running with attempt+1 and a lease,
+   written with If-Match. Losing that race (412) means re-read and re-decide.
+4. Run the handler with a lease heartbeat. Success -> Completed; PermanentJobError -> Failed;
+   JobCancelled -> Cancelled; anything else is transient: Queued again with a new message
+   delayed by jittered exponential backoff, or Poisoned when no attempt is left.
+5. Send the outcome event after a terminal transition. The message is deleted by the host only
+   after this function returns, so any failure before then means redelivery, never loss.
+
+Storage round trips for a processed job: read, claim, final transition, outcome send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum, auto
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.context import JobContext
+from shared.contract import JobContract, JobStatus, canonical_json, payload_fingerprint
+from shared.errors import ErrorCode, JobCancelled, PermanentJobError
+from shared.lease import Lease, LeaseLost
+from shared.outcomes import emit_and_clear, emit_outcome
+from shared.registry import JobType
+from shared.runtime import Runtime
+from shared.status import RESULT_SUMMARY_LIMIT, JobRecord, Transition
+from shared.status_store import ConcurrencyConflict, JobAlreadyExists
+from shared.telemetry import JobLogger, job_logger, with_dims
+
+logger = logging.getLogger("jobs.worker")
+
+
+class Delivery(Enum):
+    CLAIM = auto()
+    TERMINAL = auto()  # already finished: re-send the outcome, acknowledge
+    OWNED = auto()  # another worker holds a live lease: acknowledge
+    STALE = auto()  # an older attempt's message: acknowledge
+    CANCEL = auto()  # cancel was requested before it ran
+    EXHAUSTED = auto()  # no attempt left: poison
+
+
+def decide_delivery(record: JobRecord, contract: JobContract, now: datetime) -> Delivery:
+    if record.is_terminal:
+        return Delivery.TERMINAL
+    if record.status is JobStatus.RUNNING and record.lease_is_live(now):
+        return Delivery.OWNED
+    if record.cancel_requested:
+        return Delivery.CANCEL
+    if record.status is JobStatus.QUEUED and contract.attempt <= record.attempt:
+        return Delivery.STALE
+    if record.attempt >= record.max_attempts:
+        return Delivery.EXHAUSTED
+    return Delivery.CLAIM
+
+
+def retry_delay(settings_base: float, settings_max: float, attempt: int) -> float:
+    """Exponential backoff with equal jitter: never shorter than half the un-jittered delay."""
+    ceiling = min(settings_max, settings_base * (2 ** max(0, attempt - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+
+
+def parse_contract(runtime: Runtime, body: str) -> tuple[JobContract | None, str]:
+    try:
+        contract = JobContract.model_validate_json(body)
+    except ValidationError as exc:
+        return None, f"not a job contract ({exc.error_count()} errors)"
+    if runtime.registry.get(contract.job_type) is None:
+        return None, f"unknown job type {contract.job_type!r}"
+    return contract, ""
+
+
+async def handle_job_message(runtime: Runtime, body: str, dequeue_count: int | None = None) -> None:
+    contract, problem = parse_contract(runtime, body)
+    if contract is None:
+        logger.error("poisoning message: %s", problem, extra={"code": "CONTRACT_INVALID"})
+        await runtime.queues.send_poison(body)
+        return
+    log = job_logger(contract)
+    log.info("delivery of attempt %s (dequeue count %s)", contract.attempt, dequeue_count)
+    record = await runtime.store.get(contract.job_id) or await recreate_from_contract(runtime, contract, log)
+    claimed = await _claim(runtime, contract, record, log)
+    if claimed is not None:
+        await _run(runtime, contract, claimed, with_dims(log, attempt=claimed.attempt))
+
+
+async def recreate_from_contract(runtime: Runtime, contract: JobContract, log: JobLogger) -> JobRecord:
+    """No orphans: a message whose entity is missing recreates it from the contract."""
+    log.warning("status entity missing; recreating it from the message")
+    now = runtime.clock()
+    record = JobRecord(
+        job_id=contract.job_id, tenant_id=contract.tenant_id, job_type=contract.job_type,
+        subject_id=contract.subject_id, correlation_id=contract.correlation_id,
+        idempotency_key=contract.idempotency_key, max_attempts=contract.max_attempts,
+        payload=contract.payload, payload_fingerprint=payload_fingerprint(contract.subject_id, contract.payload),
+        created_at=contract.created_at, status=JobStatus.QUEUED, updated_at=now, visible_at=now,
+        attempt=contract.attempt - 1,
+    )
+    try:
+        return await runtime.store.create(record, reason="RecreatedFromMessage")
+    except JobAlreadyExists:
+        existing = await runtime.store.get(contract.job_id)
+        if existing is None:  # deleted in between (purge); nothing sensible left to run
+            raise
+        return existing
+
+
+async def _claim(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> JobRecord | None:
+    """Decide what this delivery means; return the claimed record when it is ours to run."""
+    current: JobRecord | None = record
+    for _ in range(8):
+        if current is None:
+            current = await runtime.store.get(contract.job_id)
+            if current is None:
+                log.warning("job vanished (purged?) while deciding; dropping the message")
+                return None
+        now = runtime.clock()
+        decision = decide_delivery(current, contract, now)
+        if decision is Delivery.CLAIM:
+            claim = Transition(JobStatus.RUNNING, "Claimed", {
+                "attempt": current.attempt + 1, "lease_owner": uuid.uuid4().hex,
+                "lease_expires_at": now + timedelta(seconds=runtime.settings.lease_seconds),
+                "started_at": now, "progress_percent": None, "progress_message": None,
+            })
+            try:
+                return await runtime.store.apply(current, claim)
+            except ConcurrencyConflict:
+                log.info("lost the claim race; re-reading")
+                current = None
+                continue
+        await _settle_unclaimed(runtime, decision, current, log)
+        return None
+    raise ConcurrencyConflict(f"job {contract.job_id}: could not settle the delivery")
+
+
+async def _settle_unclaimed(runtime: Runtime, decision: Delivery, record: JobRecord, log: JobLogger) -> None:
+    if decision is Delivery.TERMINAL:
+        log.info("job already %s; re-sending its outcome", record.status.value)
+        if record.outcome_pending:
+            await emit_and_clear(runtime.store, runtime.queues, record)
+        else:
+            await emit_outcome(runtime.queues, record)
+    elif decision is Delivery.CANCEL:
+        await _finish(runtime, record, _cancelled(), log)
+    elif decision is Delivery.EXHAUSTED:
+        await _finish(runtime, record, _poisoned(record, "no attempt left"), log)
+    else:
+        log.info("acknowledging without work: %s", decision.name.lower())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    transition: Transition
+    retry_delay: float | None = None  # set when the verdict is a scheduled retry
+
+
+def _completed(summary: dict[str, Any]) -> Transition:
+    if len(canonical_json(summary).encode()) > RESULT_SUMMARY_LIMIT:
+        summary = {"summaryOmitted": True, "reason": f"summary larger than {RESULT_SUMMARY_LIMIT} bytes"}
+    return Transition(JobStatus.COMPLETED, "Completed", {
+        "result": summary, "outcome_code": ErrorCode.COMPLETED.code, "outcome_message": None,
+        "progress_percent": 100, "outcome_pending": False,
+    })
+
+
+def _failed(code: str, message: str) -> Transition:
+    return Transition(JobStatus.FAILED, code, {
+        "outcome_code": code, "outcome_message": message[:500], "outcome_pending": False,
+    }, message[:500])
+
+
+def _cancelled() -> Transition:
+    return Transition(JobStatus.CANCELLED, "CancelRequested", {
+        "outcome_code": ErrorCode.CANCELLED.code, "outcome_message": "cancelled on request",
+        "outcome_pending": False,
+    })
+
+
+def _poisoned(record: JobRecord, why: str) -> Transition:
+    last = f"; last error: {record.last_error_code}" if record.last_error_code else ""
+    message = f"{why} after {record.attempt} of {record.max_attempts} attempts{last}"
+    # Pending: the poison function sends this outcome (the poison queue message is its outbox).
+    return Transition(JobStatus.POISONED, ErrorCode.MAX_ATTEMPTS_EXCEEDED.code, {
+        "outcome_code": ErrorCode.MAX_ATTEMPTS_EXCEEDED.code, "outcome_message": message,
+        "outcome_pending": True,
+    }, message)
+
+
+async def _run(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> None:
+    job_type = runtime.registry.get(record.job_type)
+    assert job_type is not None  # parse_contract checked it
+    lease = Lease(runtime.store, record, runtime.settings.lease_seconds, runtime.clock)
+    heartbeat = asyncio.create_task(lease.heartbeat())
+    started = asyncio.get_running_loop().time()
+    try:
+        verdict = await _invoke(runtime, job_type, contract, lease, log)
+    except LeaseLost:
+        log.warning("lease lost while running; another worker owns the job now")
+        return
+    finally:
+        heartbeat.cancel()
+    elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
+    log.info("handler finished in %d ms: %s", elapsed_ms, verdict.transition.target.value,
+             extra={"durationMs": elapsed_ms, "outcome": verdict.transition.target.value})
+    await _finish(runtime, lease.record, verdict.transition, log, verdict.retry_delay, owner=lease.owner)
+
+
+async def _invoke(
+    runtime: Runtime, job_type: JobType[Any], contract: JobContract, lease: Lease, log: JobLogger
+) -> Verdict:
+    record = lease.record
+    try:
+        payload = job_type.parse_payload(record.payload)
+    except ValidationError as exc:
+        return Verdict(_failed(ErrorCode.PAYLOAD_INVALID.code, f"payload invalid ({exc.error_count()} errors)"))
+    context: JobContext[Any] = JobContext(
+        contract=record.contract(record.attempt), payload=payload, logger=log,
+        files=runtime.files(record.tenant_id), index_rows=runtime.index_rows(record.tenant_id),
+        settings=runtime.settings, _lease=lease, _store=runtime.store,
+    )
+    try:
+        summary = await job_type.handler(context)
+        return Verdict(_completed(dict(summary)))
+    except PermanentJobError as exc:
+        log.warning("permanent failure %s: %s", exc.code.code, exc.message)
+        return Verdict(_failed(exc.code.code, exc.message))
+    except JobCancelled:
+        return Verdict(_cancelled())
+    except LeaseLost:
+        raise
+    except Exception as exc:  # transient by definition: anything not declared permanent
+        log.warning("attempt %s failed: %s", record.attempt, type(exc).__name__, exc_info=True)
+        return _transient(runtime, lease.record, exc)
+
+
+def _transient(runtime: Runtime, record: JobRecord, exc: Exception) -> Verdict:
+    changes = {"last_error_code": ErrorCode.TRANSIENT_ERROR.code, "last_error_message": type(exc).__name__}
+    if record.attempt >= record.max_attempts:
+        poisoned = _poisoned(record, f"{type(exc).__name__}")
+        return Verdict(Transition(poisoned.target, poisoned.reason, {**poisoned.changes, **changes}, poisoned.message))
+    delay = retry_delay(runtime.settings.retry_base_seconds, runtime.settings.retry_max_seconds, record.attempt)
+    now = runtime.clock()
+    retry = Transition(JobStatus.QUEUED, ErrorCode.TRANSIENT_ERROR.code, {
+        **changes, "lease_owner": None, "lease_expires_at": None,
+        "visible_at": now + timedelta(seconds=delay),
+    }, f"retry in {delay:.1f}s after {type(exc).__name__}")
+    return Verdict(retry, retry_delay=delay)
+
+
+async def _finish(
+    runtime: Runtime, record: JobRecord, transition: Transition, log: JobLogger,
+    delay: float | None = None, owner: str | None = None,
+) -> None:
+    """Apply the verdict if the job is still in the state we decided on, then send what follows."""
+    expected = record.status
+
+    def decide(current: JobRecord) -> Transition | None:
+        if current.status is not expected or (owner is not None and current.lease_owner != owner):
+            return None  # someone else moved it on (takeover, cancel, duplicate): not ours to write
+        return transition
+
+    result = await runtime.store.transition(record.job_id, decide, current=record)
+    if not result.applied or result.record is None:
+        log.info("job moved on before our %s could be written; leaving it", transition.target.value)
+        return
+    final = result.record
+    if final.status is JobStatus.QUEUED:
+        await runtime.queues.send_job(final.contract(final.attempt + 1), delay or 0)
+    elif final.status is JobStatus.POISONED:
+        await runtime.queues.send_poison(final.contract(max(1, final.attempt)).to_json())
+    else:
+        await emit_outcome(runtime.queues, final)

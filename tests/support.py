@@ -1,0 +1,200 @@
+"""Test support: a request log with fault injection on the real SDK clients, test job types,
+and a small in-process delivery loop for worker-level tests (devhost is the full host).
+
+Faults never replace a client: azure-core's per-request hook (``raw_request_hook``) sees every
+HTTP request the real clients send to Azurite, counts it, and may raise before it goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline import PipelineRequest
+from pydantic import Field
+
+from jobs import REGISTRY
+from shared.config import Settings, load_settings
+from shared.context import JobContext
+from shared.errors import ErrorCode, PermanentJobError
+from shared.poison import handle_poison_message
+from shared.registry import JobRegistry, JobType, Payload, ResultSummary
+from shared.runtime import Runtime
+from shared.storage import StorageClients
+from shared.worker import handle_job_message
+
+
+class SimulatedCrash(BaseException):  # noqa: N818 - BaseException: nothing in the app may catch it
+    """The process dies here: nothing after this point runs, no cleanup is written."""
+
+
+@dataclass
+class Fault:
+    """Raise ``error`` on the n-th matching request (1-based), ``times`` times."""
+
+    method: str
+    path_contains: str
+    error: Callable[[], BaseException]
+    after: int = 0
+    times: int = 1
+    seen: int = 0
+
+    def check(self, method: str, path: str) -> None:
+        if method != self.method or self.path_contains not in path or self.times <= 0:
+            return
+        self.seen += 1
+        if self.seen > self.after:
+            self.times -= 1
+            raise self.error()
+
+
+@dataclass
+class RequestLog:
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def hook(self, request: PipelineRequest) -> None:
+        http = request.http_request
+        method, path = http.method, urlparse(http.url).path
+        for fault in self.faults:
+            fault.check(method, path)
+        self.requests.append((method, path))
+
+    def mark(self) -> int:
+        return len(self.requests)
+
+    def since(self, mark: int) -> list[tuple[str, str]]:
+        return self.requests[mark:]
+
+    def crash_on(self, method: str, path_contains: str, after: int = 0) -> Fault:
+        fault = Fault(method, path_contains, SimulatedCrash, after=after)
+        self.faults.append(fault)
+        return fault
+
+    def fail_on(self, method: str, path_contains: str, times: int = 1) -> Fault:
+        fault = Fault(method, path_contains, lambda: ServiceRequestError("injected storage outage"), times=times)
+        self.faults.append(fault)
+        return fault
+
+
+# ---- test job types ------------------------------------------------------------------------
+
+EFFECTS: Counter[str] = Counter()  # side effects performed, by job id (the handler's "real work")
+
+
+class ProbePayload(Payload):
+    fail_times: int = Field(default=0, alias="failTimes", ge=0)
+    permanent: bool = False
+    sleep: float = Field(default=0.0, ge=0, le=30)
+    tag: str = Field(default="t", max_length=64)
+
+
+async def probe_handler(ctx: JobContext[ProbePayload]) -> ResultSummary:
+    job = str(ctx.contract.job_id)
+    if ctx.payload.permanent:
+        raise PermanentJobError(ErrorCode.SUBJECT_INVALID, "probe asked to fail permanently")
+    if ctx.attempt <= ctx.payload.fail_times:
+        raise RuntimeError(f"probe transient failure on attempt {ctx.attempt}")
+    waited = 0.0
+    while waited < ctx.payload.sleep:
+        await asyncio.sleep(0.1)
+        waited += 0.1
+        await ctx.raise_if_cancelled()
+    EFFECTS[job] += 1
+    return {"attempt": ctx.attempt, "effects": EFFECTS[job]}
+
+
+def probe_key(subject_id: uuid.UUID, payload: ProbePayload) -> str:
+    return f"probe-{subject_id}-{payload.tag}"
+
+
+PROBE = JobType(name="probe", payload_model=ProbePayload, idempotency_key=probe_key, max_attempts=3,
+                handler=probe_handler)
+TEST_REGISTRY = JobRegistry([*REGISTRY, PROBE])
+
+
+def make_settings(connection_string: str, **overrides: str) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "AzureWebJobsStorage": connection_string,
+        "JOBS_QUEUE": f"t{tag}-jobs", "JOBS_OUTCOMES_QUEUE": f"t{tag}-outcomes",
+        "JOBS_TABLE": f"t{tag}jobs", "JOBS_INDEX_TABLE": f"t{tag}index",
+        "JOBS_DOCUMENTS_CONTAINER": f"t{tag}-documents", "JOBS_ANALYSIS_CONTAINER": f"t{tag}-analysis",
+        "JOBS_MAIL_CONTAINER": f"t{tag}-mail",
+        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
+        "JOBS_RETRY_BASE_SECONDS": "1", "JOBS_RETRY_MAX_SECONDS": "4", "JOBS_LEASE_SECONDS": "30",
+        **overrides,
+    }
+    return load_settings(env)
+
+
+TENANT = "5e1f3c2a-7b4d-4c8e-9a6f-0d2b1c3e4f5a"
+OTHER_TENANT = "9b2d7c1a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+AUDIENCE = "api://background-jobs-test"
+
+
+async def make_runtime(settings: Settings, log: RequestLog, registry: JobRegistry = TEST_REGISTRY) -> Runtime:
+    clients = StorageClients.create(settings, client_options={"raw_request_hook": log.hook})
+    runtime = Runtime(settings, registry, clients)
+    await runtime.ensure_resources()
+    return runtime
+
+
+# ---- a minimal delivery loop (the host's part) for worker-level tests ----------------------
+
+@dataclass
+class Delivered:
+    body: str
+    dequeue_count: int
+    crashed: bool = False
+
+
+async def deliver_once(runtime: Runtime, *, poison: bool = False, visibility: int = 30) -> list[Delivered]:
+    """Receive what is visible on the jobs (or poison) queue and run each like the host would:
+    delete on success; on an exception make it visible again; on a simulated crash leave it."""
+    queue = runtime.queues.poison if poison else runtime.queues.jobs
+    delivered: list[Delivered] = []
+    async for message in queue.receive_messages(messages_per_page=16, visibility_timeout=visibility):
+        body = str(message.content)
+        item = Delivered(body, int(message.dequeue_count or 0))
+        try:
+            if poison:
+                await handle_poison_message(runtime, body)
+            else:
+                await handle_job_message(runtime, body, item.dequeue_count)
+        except SimulatedCrash:
+            item.crashed = True
+        except Exception:
+            await queue.update_message(message, pop_receipt=message.pop_receipt, visibility_timeout=0)
+        else:
+            await queue.delete_message(message, pop_receipt=message.pop_receipt)
+        delivered.append(item)
+    return delivered
+
+
+async def run_until_settled(runtime: Runtime, job_id: uuid.UUID, timeout: float = 30.0) -> Any:
+    """Deliver jobs and poison messages until the job is terminal (or time runs out)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        await deliver_once(runtime)
+        await deliver_once(runtime, poison=True)
+        record = await runtime.store.get(job_id)
+        if record is not None and record.is_terminal and not record.outcome_pending:
+            return record
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not settle in {timeout}s: {await runtime.store.get(job_id)}")
+
+
+async def outcome_events(runtime: Runtime) -> list[dict[str, Any]]:
+    """Peek every event on the outcomes queue (without removing them)."""
+    import json  # noqa: PLC0415
+
+    messages = await runtime.queues.outcomes.peek_messages(max_messages=32)
+    return [json.loads(str(m.content)) for m in messages]
