@@ -127,7 +127,7 @@ def make_settings(connection_string: str, **overrides: str) -> Settings:
         "JOBS_TABLE": f"t{tag}jobs", "JOBS_INDEX_TABLE": f"t{tag}index",
         "JOBS_DOCUMENTS_CONTAINER": f"t{tag}-documents", "JOBS_ANALYSIS_CONTAINER": f"t{tag}-analysis",
         "JOBS_MAIL_CONTAINER": f"t{tag}-mail",
-        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
+        "JOBS_AUTH_TENANTS": f"{TENANT},{OTHER_TENANT}", "JOBS_AUTH_AUDIENCES": AUDIENCE,
         "JOBS_RETRY_BASE_SECONDS": "1", "JOBS_RETRY_MAX_SECONDS": "4", "JOBS_LEASE_SECONDS": "30",
         **overrides,
     }
@@ -198,3 +198,67 @@ async def outcome_events(runtime: Runtime) -> list[dict[str, Any]]:
 
     messages = await runtime.queues.outcomes.peek_messages(max_messages=32)
     return [json.loads(str(m.content)) for m in messages]
+
+
+# ---- calling the HTTP functions in-process ---------------------------------------------------
+
+ALICE_OID = "0b5c6d7e-1111-4222-8333-944455556666"
+BOB_OID = "1c6d7e8f-2222-4333-8444-a55566667777"
+
+
+@dataclass
+class ApiResult:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("code") if isinstance(self.body, dict) else None
+
+
+class Api:
+    """Calls the app's HTTP operations with real func.HttpRequest objects, as the host would."""
+
+    def __init__(self, runtime: Runtime, issuer: Any):
+        self.runtime = runtime
+        self.issuer = issuer
+
+    def token(self, *, tenant: str = TENANT, oid: str = ALICE_OID, scopes: tuple[str, ...] = ("Jobs.Submit", "Jobs.Read"),
+              roles: tuple[str, ...] = (), **kwargs: Any) -> str:
+        return str(self.issuer.mint(tenant=tenant, audience=AUDIENCE, oid=oid, scopes=scopes, roles=roles, **kwargs))
+
+    async def call(self, method: str, path: str, body: Any = None, *, token: str | None = "default",
+                   headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiResult:
+        import json  # noqa: PLC0415
+
+        import azure.functions as func  # noqa: PLC0415
+
+        from shared import http_api  # noqa: PLC0415
+
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        if token == "default":
+            token = self.token()
+        if token is not None:
+            all_headers["authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        parts = path.strip("/").split("/")
+        route_params: dict[str, str] = {}
+        if method == "POST" and path == "/api/jobs":
+            operation = http_api.submit_job
+        elif method == "POST" and path == "/api/analysis/enqueue":
+            operation = http_api.enqueue_analysis
+        elif method == "GET" and len(parts) == 4 and parts[:2] == ["api", "jobs"] and parts[3] == "status":
+            operation, route_params = http_api.job_status, {"jobId": parts[2]}
+        else:
+            raise ValueError(f"no route for {method} {path}")
+        request = func.HttpRequest(method, f"http://localhost{path}", headers=all_headers, params={},
+                                   route_params=route_params, body=data)
+
+        async def provide() -> Runtime:
+            return self.runtime
+
+        response = await http_api.handle(request, provide, operation)
+        text = response.get_body().decode()
+        return ApiResult(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                         json.loads(text) if text else None)

@@ -1,0 +1,27 @@
+"""Shortcuts for engine tests: submit as a principal, upload subjects, count events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared.auth import Principal
+from shared.runtime import Runtime
+from shared.submission import Submission, SubmitRequest, submit
+from tests.support import ALICE_OID, TENANT, outcome_events
+
+ALICE = Principal(TENANT, ALICE_OID, frozenset({"Jobs.Submit", "Jobs.Read"}))
+
+
+async def submit_job(runtime: Runtime, job_type: str, payload: dict[str, Any], subject: uuid.UUID | None = None,
+                     correlation: uuid.UUID | None = None) -> Submission:
+    request = SubmitRequest(job_type=job_type, subject_id=subject or uuid.uuid4(), payload=payload)
+    return await submit(runtime, ALICE, request, correlation or uuid.uuid4())
+
+
+async def upload(runtime: Runtime, container: str, name: str, data: bytes, tenant: str = TENANT) -> None:
+    await runtime.clients.container(container).upload_blob(f"{tenant}/{name}", data, overwrite=True)
+
+
+async def events_for(runtime: Runtime, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    return [e for e in await outcome_events(runtime) if e["jobId"] == str(job_id)]
