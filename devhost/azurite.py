@@ -110,7 +110,7 @@ def start_azurite(
     else:
         location.mkdir(parents=True, exist_ok=True)
         args += ["--location", str(location)]
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
+    log = log_path.open("ab") if log_path else subprocess.DEVNULL  # the child process owns the file
     process = subprocess.Popen(  # noqa: S603 - fixed argument list
         args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         cwd=str(location or PROJECT_ROOT), env={**os.environ},

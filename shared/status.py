@@ -1,7 +1,8 @@
 """Job status (ADR-017): the record, the state machine and what a transition carries.
 
 States: Queued -> Running -> (Completed | Failed | Poisoned | Cancelled); Running -> Queued
-for a scheduled retry; Queued -> Cancelled | Poisoned; and the explicit re-drive
+for a scheduled retry; Running -> Running when a worker takes over an attempt whose lease
+expired (a new attempt); Queued -> Cancelled | Poisoned; and the explicit re-drive
 Failed | Poisoned -> Queued (a new run). Everything else is refused with IllegalTransition.
 """
 
@@ -18,7 +19,7 @@ Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
     {
         (Q, R), (Q, JobStatus.CANCELLED), (Q, JobStatus.POISONED),
-        (R, Q), (R, JobStatus.COMPLETED), (R, JobStatus.FAILED), (R, JobStatus.POISONED), (R, JobStatus.CANCELLED),
+        (R, Q), (R, R), (R, JobStatus.COMPLETED), (R, JobStatus.FAILED), (R, JobStatus.POISONED), (R, JobStatus.CANCELLED),
         (JobStatus.FAILED, Q), (JobStatus.POISONED, Q),
     }
 )

@@ -153,6 +153,7 @@ class Delivered:
     body: str
     dequeue_count: int
     crashed: bool = False
+    error: str | None = None
 
 
 async def deliver_once(runtime: Runtime, *, poison: bool = False, visibility: int = 30) -> list[Delivered]:
@@ -170,8 +171,9 @@ async def deliver_once(runtime: Runtime, *, poison: bool = False, visibility: in
                 await handle_job_message(runtime, body, item.dequeue_count)
         except SimulatedCrash:
             item.crashed = True
-        except Exception:
-            await queue.update_message(message, pop_receipt=message.pop_receipt, visibility_timeout=0)
+        except Exception as exc:  # like host.json visibilityTimeout: visible again after a pause
+            item.error = repr(exc)
+            await queue.update_message(message, pop_receipt=message.pop_receipt, visibility_timeout=1)
         else:
             await queue.delete_message(message, pop_receipt=message.pop_receipt)
         delivered.append(item)

@@ -1,0 +1,183 @@
+"""A crash between each pair of steps of submit and of processing: repaired, nothing lost.
+
+A crash is a SimulatedCrash (a BaseException, so nothing in the app can catch it) raised by the
+request hook of the real storage clients just before the named request leaves the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from devhost.azurite import Azurite
+from shared.contract import JobStatus
+from shared.maintenance import sweep
+from shared.runtime import Runtime
+from shared.worker import handle_job_message
+from tests.engine.helpers import events_for, submit_job
+from tests.support import EFFECTS, RequestLog, SimulatedCrash, deliver_once, make_runtime, make_settings, run_until_settled
+
+
+@pytest.fixture
+async def fast(azurite: Azurite, request_log: RequestLog) -> Runtime:
+    """A runtime with second-scale lease and thresholds, so repairs happen within a test."""
+    settings = make_settings(azurite.connection_string, JOBS_LEASE_SECONDS="1", JOBS_STRANDED_QUEUED_SECONDS="0",
+                             JOBS_OUTCOME_GRACE_SECONDS="0")
+    runtime = await make_runtime(settings, request_log)
+    yield runtime  # type: ignore[misc]
+    await runtime.close()
+
+
+async def _wait_for_events(runtime: Runtime, job_id: uuid.UUID, timeout: float = 15) -> list[dict[str, object]]:
+    """Keep delivering (a crashed message comes back after its visibility) until an event exists."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (events := await events_for(runtime, job_id)) and loop.time() < deadline:
+        await deliver_once(runtime)
+        await asyncio.sleep(0.3)
+    return events
+
+
+def _queue_send(runtime: Runtime) -> str:
+    return f"/{runtime.settings.jobs_queue}/messages"
+
+
+async def test_crash_between_entity_insert_and_message_send_is_repaired_by_maintenance(
+        fast: Runtime, request_log: RequestLog) -> None:
+    request_log.crash_on("POST", _queue_send(fast))
+    job_id = None
+    with pytest.raises(SimulatedCrash):
+        await submit_job(fast, "probe", {"tag": "submit-crash"})
+    queued = [r async for r in fast.store.query("status eq @s", {"s": "Queued"}, 10)]
+    assert len(queued) == 1 and not await fast.queues.jobs.peek_messages()
+    job_id = queued[0].job_id
+    report = await sweep(fast)
+    assert report.requeued == 1
+    record = await run_until_settled(fast, job_id)
+    assert record.status is JobStatus.COMPLETED and EFFECTS[str(job_id)] == 1
+
+
+async def test_crash_after_send_before_the_response_is_replayed_to_the_retrying_client(
+        fast: Runtime, request_log: RequestLog) -> None:
+    subject = uuid.uuid4()
+    first = await submit_job(fast, "probe", {"tag": "retry-client"}, subject)
+    again = await submit_job(fast, "probe", {"tag": "retry-client"}, subject)
+    assert again.replayed and again.record.job_id == first.record.job_id
+    assert len(await fast.queues.jobs.peek_messages(max_messages=32)) == 1
+
+
+async def _crash_processing_at(fast: Runtime, log: RequestLog, method: str, path: str, after: int = 0) -> uuid.UUID:
+    sub = await submit_job(fast, "probe", {"tag": f"crash-{method}-{path}-{after}"})
+    log.crash_on(method, path, after=after)
+    delivered = await deliver_once(fast, visibility=2)  # the crashed message comes back after 2 s
+    assert [d.crashed for d in delivered] == [True]
+    return sub.record.job_id
+
+
+
+@pytest.mark.parametrize("step", ["claim", "handler", "complete", "outcome"])
+async def test_crash_between_processing_steps_is_repaired(fast: Runtime, request_log: RequestLog, step: str) -> None:
+    table = f"/{fast.settings.jobs_table}"
+    batch = "/$batch"
+    outcome = f"/{fast.settings.outcomes_queue}/messages"
+    sub = await submit_job(fast, "probe", {"tag": f"step-{step}", "sleep": 0.15 if step == "handler" else 0})
+    job = str(sub.record.job_id)
+    if step == "claim":  # crash as the claim transaction goes out: nothing was written
+        request_log.crash_on("POST", batch)
+    elif step == "handler":  # claimed, then the process dies before the handler's effect
+        request_log.crash_on("GET", table, after=1)  # the first GET is the read; the 2nd is the cancel check
+    elif step == "complete":  # the handler's effect happened; the Completed write never did
+        request_log.crash_on("POST", batch, after=1)
+    else:  # Completed was written; the outcome send never happened
+        request_log.crash_on("POST", outcome)
+    delivered = await deliver_once(fast, visibility=2)
+    assert [d.crashed for d in delivered] == [True] or step == "handler"
+    record = await run_until_settled(fast, sub.record.job_id, timeout=30)
+    assert record.status is JobStatus.COMPLETED
+    events = await _wait_for_events(fast, sub.record.job_id)
+    assert len({e["eventId"] for e in events}) == 1 and events[0]["outcome"] == "Completed"
+    assert EFFECTS[job] == (2 if step == "complete" else 1)  # a crash after the effect repeats it: idempotent
+
+
+async def test_crash_after_outcome_send_before_delete_resends_the_same_event(fast: Runtime) -> None:
+    sub = await submit_job(fast, "probe", {"tag": "after-send"})
+    messages = [m async for m in fast.queues.jobs.receive_messages(max_messages=1, visibility_timeout=1)]
+    await handle_job_message(fast, str(messages[0].content), 1)  # ... and the host dies before deleting
+    await asyncio.sleep(1.5)
+    await deliver_once(fast)
+    events = await events_for(fast, sub.record.job_id)
+    assert len(events) == 2 and len({e["eventId"] for e in events}) == 1
+
+
+async def test_crash_between_retry_transition_and_retry_send_is_repaired(fast: Runtime, request_log: RequestLog) -> None:
+    sub = await submit_job(fast, "probe", {"tag": "retry-crash", "failTimes": 1})
+    request_log.crash_on("POST", f"/{fast.settings.jobs_queue}/messages")  # the retry message
+    delivered = await deliver_once(fast, visibility=60)
+    assert [d.crashed for d in delivered] == [True]
+    record = await fast.store.get(sub.record.job_id)
+    assert record is not None and record.status is JobStatus.QUEUED and record.attempt == 1
+    await asyncio.sleep(max(0.0, (record.visible_at - fast.clock()).total_seconds()) + 0.2)
+    assert (await sweep(fast)).requeued == 1
+    final = await run_until_settled(fast, sub.record.job_id)
+    assert final.status is JobStatus.COMPLETED and final.attempt == 2
+
+
+async def test_expired_lease_is_taken_over_by_maintenance(fast: Runtime, request_log: RequestLog) -> None:
+    sub = await submit_job(fast, "probe", {"tag": "takeover", "sleep": 0.15})
+    request_log.crash_on("GET", f"/{fast.settings.jobs_table}", after=1)
+    delivered = await deliver_once(fast, visibility=120)  # the message will not come back in this test
+    assert [d.crashed for d in delivered] == [True]
+    await asyncio.sleep(1.2)  # the 1 s lease runs out
+    report = await sweep(fast)
+    assert report.taken_over == 1
+    record = await run_until_settled(fast, sub.record.job_id)
+    assert record.status is JobStatus.COMPLETED and record.attempt == 2
+    assert "LEASE_EXPIRED" in [h["reason"] for h in await fast.store.history(sub.record.job_id)]
+
+
+async def test_expired_lease_on_the_last_attempt_is_poisoned_with_its_event(fast: Runtime, request_log: RequestLog) -> None:
+    sub = await submit_job(fast, "probe", {"tag": "last-takeover", "failTimes": 2, "sleep": 0.15})
+    for _ in range(20):  # run attempts 1 and 2 (both fail transiently)
+        await deliver_once(fast)
+        record = await fast.store.get(sub.record.job_id)
+        assert record is not None
+        if record.attempt == 2 and record.status is JobStatus.QUEUED:
+            break
+        await asyncio.sleep(0.3)
+    request_log.crash_on("GET", f"/{fast.settings.jobs_table}", after=1)  # attempt 3 dies mid-run
+    while not any(d.crashed for d in await deliver_once(fast, visibility=120)):
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(1.2)
+    assert (await sweep(fast)).taken_over == 1
+    record = await fast.store.get(sub.record.job_id)
+    assert record is not None and record.status is JobStatus.POISONED and not record.outcome_pending
+    assert [e["outcome"] for e in await events_for(fast, sub.record.job_id)] == ["Poisoned"]
+
+
+async def test_pending_outcome_is_resent_by_maintenance(fast: Runtime, request_log: RequestLog) -> None:
+    sub = await submit_job(fast, "probe", {"tag": "pending"})
+    body = str([m async for m in fast.queues.jobs.receive_messages(max_messages=1)][0].content)
+    request_log.crash_on("POST", f"/{fast.settings.outcomes_queue}/messages")
+    from shared.poison import handle_poison_message  # noqa: PLC0415
+
+    with pytest.raises(SimulatedCrash):
+        await handle_poison_message(fast, body)  # Poisoned is written, the event send dies
+    record = await fast.store.get(sub.record.job_id)
+    assert record is not None and record.status is JobStatus.POISONED and record.outcome_pending
+    assert (await sweep(fast)).outcomes_resent == 1
+    assert [e["outcome"] for e in await events_for(fast, sub.record.job_id)] == ["Poisoned"]
+
+
+async def test_retention_purges_terminal_jobs(azurite: Azurite, request_log: RequestLog) -> None:
+    runtime = await make_runtime(make_settings(azurite.connection_string, JOBS_RETENTION_DAYS="0"), request_log)
+    try:
+        sub = await submit_job(runtime, "probe", {"tag": "purge"})
+        await run_until_settled(runtime, sub.record.job_id)
+        live = await submit_job(runtime, "probe", {"tag": "live"})
+        assert (await sweep(runtime)).purged == 1
+        assert await runtime.store.get(sub.record.job_id) is None
+        assert await runtime.store.get(live.record.job_id) is not None
+    finally:
+        await runtime.close()
