@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--audience", help="aud claim (default: first of JOBS_AUTH_AUDIENCES)")
     token.add_argument("--project-dir", type=Path, default=argparse.SUPPRESS, help="as above, after 'token'")
     token.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="token lifetime (default 3600)")
+    demo = commands.add_parser("demo", help="submit a first doc-index job to a running devhost and watch it finish")
+    demo.add_argument("--base-url", default="http://127.0.0.1:7071", help="where devhost listens")
+    demo.add_argument("--project-dir", type=Path, default=argparse.SUPPRESS, help="as above, after 'demo'")
     return parser
 
 
@@ -61,6 +64,19 @@ def setting_default(name: str, project_dir: Path) -> str | None:
             if first:
                 return first
     return None
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from devhost.demo import DEV_STORAGE, run_demo  # noqa: PLC0415 - only this command needs the blob SDK
+
+    tenant = setting_default("JOBS_AUTH_TENANTS", args.project_dir)
+    audience = setting_default("JOBS_AUTH_AUDIENCES", args.project_dir)
+    storage = os.environ.get(DEFAULT_CONNECTION) or read_settings_file(args.project_dir / "local.settings.json").get(
+        DEFAULT_CONNECTION) or DEV_STORAGE
+    if not tenant or not audience:
+        print("devhost demo: set JOBS_AUTH_TENANTS and JOBS_AUTH_AUDIENCES", file=sys.stderr)
+        return 2
+    return run_demo(args.base_url.rstrip("/"), storage, tenant, audience, args.project_dir)
 
 
 def run_token(args: argparse.Namespace) -> int:
@@ -129,4 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     if args.command == "token":
         return run_token(args)
+    if args.command == "demo":
+        return run_demo_command(args)
     return run_host(args)

@@ -81,5 +81,5 @@ class PermanentJobError(Exception):
         self.message = message or code.title
 
 
-class JobCancelled(Exception):  # noqa: N818 - it is a signal, not an error
+class JobCancelled(Exception):  # named without an Error suffix: it is a signal, not an error
     """Raised inside a handler (via ``ctx.raise_if_cancelled()``) to end the job Cancelled."""

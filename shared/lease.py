@@ -20,7 +20,7 @@ from shared.status_store import ConcurrencyConflict, StatusStore
 logger = logging.getLogger("jobs.lease")
 
 
-class LeaseLost(Exception):  # noqa: N818
+class LeaseLost(Exception):
     """Another worker (or maintenance) took the job over: stop without writing its status."""
 
 

@@ -8,7 +8,7 @@ attempts and supplies the handler.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -59,5 +59,5 @@ class JobRegistry:
     def names(self) -> list[str]:
         return sorted(self._types)
 
-    def __iter__(self) -> Iterable[JobType[Any]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[JobType[Any]]:
         return iter(self._types.values())

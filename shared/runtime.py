@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,17 +47,21 @@ class Runtime:
             self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
         )
 
-    def files(self, tenant_id: object) -> TenantFiles:
-        return TenantFiles(self.clients, tenant_id)  # type: ignore[arg-type]
+    def files(self, tenant_id: uuid.UUID) -> TenantFiles:
+        return TenantFiles(self.clients, tenant_id)
 
-    def index_rows(self, tenant_id: object) -> TenantRows:
-        return TenantRows(self.clients.table(self.settings.index_table), tenant_id)  # type: ignore[arg-type]
+    def index_rows(self, tenant_id: uuid.UUID) -> TenantRows:
+        return TenantRows(self.clients.table(self.settings.index_table), tenant_id)
 
     async def ensure_resources(self) -> None:
         """Create what the app uses if missing; tolerate a lack of permission (infra creates it)."""
         s = self.settings
-        creations = [self.clients.tables.create_table(name) for name in (s.jobs_table, s.index_table)]
-        creations += [self.clients.queues.create_queue(name) for name in (s.jobs_queue, s.poison_queue, s.outcomes_queue)]
+        creations: list[Awaitable[object]] = [
+            self.clients.tables.create_table(name) for name in (s.jobs_table, s.index_table)
+        ]
+        creations += [
+            self.clients.queues.create_queue(name) for name in (s.jobs_queue, s.poison_queue, s.outcomes_queue)
+        ]
         creations += [
             self.clients.blobs.create_container(name)
             for name in (s.documents_container, s.analysis_container, s.mail_container)
@@ -101,7 +106,8 @@ class RuntimeProvider:
             runtime = self._runtimes.get(loop)
             if runtime is None:
                 settings = self._settings()
-                runtime = Runtime(settings, self.registry, StorageClients.create(settings, self._transport_factory, self._client_options))
+                clients = StorageClients.create(settings, self._transport_factory, self._client_options)
+                runtime = Runtime(settings, self.registry, clients)
                 await runtime.ensure_resources()
                 self._runtimes[loop] = runtime
         return runtime

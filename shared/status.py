@@ -19,7 +19,8 @@ Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
     {
         (Q, R), (Q, JobStatus.CANCELLED), (Q, JobStatus.POISONED),
-        (R, Q), (R, R), (R, JobStatus.COMPLETED), (R, JobStatus.FAILED), (R, JobStatus.POISONED), (R, JobStatus.CANCELLED),
+        (R, Q), (R, R), (R, JobStatus.COMPLETED), (R, JobStatus.FAILED), (R, JobStatus.POISONED),
+        (R, JobStatus.CANCELLED),
         (JobStatus.FAILED, Q), (JobStatus.POISONED, Q),
     }
 )
@@ -27,7 +28,7 @@ ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
 RESULT_SUMMARY_LIMIT = 4096  # bytes of JSON: the status record holds a summary, never large results
 
 
-class IllegalTransition(Exception):  # noqa: N818 - reads as the domain term
+class IllegalTransition(Exception):  # named without an Error suffix: reads as the domain term
     def __init__(self, job_id: uuid.UUID, source: JobStatus, target: JobStatus):
         super().__init__(f"job {job_id}: {source.value} -> {target.value} is not an allowed transition")
         self.source, self.target = source, target

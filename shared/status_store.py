@@ -12,6 +12,7 @@ decisions themselves live with the worker, the poison function and maintenance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.contract import JobStatus, utc_now
@@ -37,17 +38,20 @@ _DATETIMES = ("created_at", "updated_at", "visible_at", "lease_expires_at", "sta
 _JSON = ("payload", "result")
 _UUIDS = ("job_id", "tenant_id", "subject_id", "correlation_id")
 
+# One operation of an entity-group transaction: (kind, entity) or (kind, entity, options).
+_Operation = tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]
+
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 
 
-class JobAlreadyExists(Exception):  # noqa: N818
+class JobAlreadyExists(Exception):
     """The job's status entity exists already (a duplicate submission)."""
 
 
-class ConcurrencyConflict(Exception):  # noqa: N818
+class ConcurrencyConflict(Exception):
     """The entity changed since it was read (HTTP 412): re-read and re-decide."""
 
 
@@ -57,20 +61,40 @@ class TransitionResult:
     applied: bool  # False: the decision was a no-op (e.g. the transition already happened)
 
 
+def _to_property(name: str, value: Any) -> Any:
+    """A JobRecord field's value as the entity property stores it."""
+    if name in _UUIDS:
+        return str(value)
+    if name in _JSON:
+        return json.dumps(value, separators=(",", ":"))
+    if name == "submitters":
+        return json.dumps(list(value))
+    if name == "status":
+        return value.value
+    return value
+
+
+def _from_property(name: str, value: Any) -> Any:
+    """An entity property's value as the JobRecord field holds it."""
+    if name in _UUIDS:
+        return uuid.UUID(value)
+    if name in _JSON:
+        return json.loads(value)
+    if name == "submitters":
+        return tuple(json.loads(value))
+    if name == "status":
+        return JobStatus(value)
+    if name in _DATETIMES:
+        return datetime.fromisoformat(value.isoformat())  # plain datetime, tz-aware UTC
+    return value
+
+
 def record_to_entity(record: JobRecord) -> dict[str, Any]:
     entity: dict[str, Any] = {"PartitionKey": str(record.job_id), "RowKey": STATUS_ROW}
     for name, value in record.__dict__.items():
         if name in ("etag", "job_id") or value is None:
             continue
-        if name in _UUIDS:
-            value = str(value)
-        elif name in _JSON:
-            value = json.dumps(value, separators=(",", ":"))
-        elif name == "submitters":
-            value = json.dumps(list(value))
-        elif name == "status":
-            value = value.value
-        entity[_camel(name)] = value
+        entity[_camel(name)] = _to_property(name, value)
     return entity
 
 
@@ -80,19 +104,16 @@ def entity_to_record(entity: Mapping[str, Any], etag: str) -> JobRecord:
         key = _camel(name)
         if name in ("job_id", "etag") or key not in entity:
             continue
-        value = entity[key]
-        if name in _UUIDS:
-            value = uuid.UUID(value)
-        elif name in _JSON:
-            value = json.loads(value)
-        elif name == "submitters":
-            value = tuple(json.loads(value))
-        elif name == "status":
-            value = JobStatus(value)
-        elif name in _DATETIMES:
-            value = datetime.fromisoformat(value.isoformat())  # plain datetime, tz-aware UTC
-        values[name] = value
+        values[name] = _from_property(name, entity[key])
     return JobRecord(**values)
+
+
+def _read_etag(entity: TableEntity) -> str:
+    """The ETag of an entity the service returned (only locally built entities lack one)."""
+    etag = entity.metadata["etag"]
+    if etag is None:
+        raise ValueError(f"entity {entity.get('PartitionKey')}/{entity.get('RowKey')} was read without an ETag")
+    return etag
 
 
 def history_to_entity(job_id: uuid.UUID, entry: HistoryEntry) -> dict[str, Any]:
@@ -140,7 +161,7 @@ class StatusStore:
             entity = await self.table.get_entity(str(job_id), STATUS_ROW)
         except ResourceNotFoundError:
             return None
-        return entity_to_record(entity, entity.metadata["etag"])
+        return entity_to_record(entity, _read_etag(entity))
 
     async def apply(self, record: JobRecord, transition: Transition) -> JobRecord:
         """One entity-group transaction: the If-Match replace plus one history row."""
@@ -150,7 +171,7 @@ class StatusStore:
             updated.version, record.status, updated.status, updated.attempt, now, transition.reason,
             transition.message,
         )
-        operations: list[Any] = [
+        operations: list[_Operation] = [
             ("update", record_to_entity(updated),
              {"mode": UpdateMode.REPLACE, "etag": record.etag, "match_condition": MatchConditions.IfNotModified}),
             ("create", history_to_entity(record.job_id, entry)),
@@ -220,10 +241,9 @@ class StatusStore:
     async def put_marker(self, job_id: uuid.UUID, step_key: str, result_json: str) -> None:
         entity = {"PartitionKey": str(job_id), "RowKey": _marker_key(step_key), "stepKey": step_key[:1024],
                   "result": result_json, "at": self.clock()}
-        try:
+        # ResourceExistsError: another delivery recorded the same step first; both ran the same idempotent step
+        with contextlib.suppress(ResourceExistsError):
             await self.table.create_entity(entity)
-        except ResourceExistsError:
-            pass  # another delivery recorded the same step first; both ran the same idempotent step
 
     async def query(
         self, query_filter: str, parameters: dict[str, Any], limit: int
@@ -235,7 +255,7 @@ class StatusStore:
         )
         count = 0
         async for row in rows:
-            yield entity_to_record(row, row.metadata["etag"])
+            yield entity_to_record(row, _read_etag(row))
             count += 1
             if count >= limit:
                 break
@@ -247,8 +267,10 @@ class StatusStore:
         )
         keys = [(row["PartitionKey"], row["RowKey"]) async for row in rows]
         for start in range(0, len(keys), 100):
-            batch = [("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in keys[start:start + 100]]
-            await self.table.submit_transaction(batch)  # type: ignore[arg-type]
+            batch: list[_Operation] = [
+                ("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in keys[start:start + 100]
+            ]
+            await self.table.submit_transaction(batch)
         return len(keys)
 
 

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from shared.auth import Principal
-from shared.contract import canonical_json, job_id_for, payload_fingerprint
-from shared.contract import JobStatus
+from shared.contract import JobStatus, canonical_json, job_id_for, payload_fingerprint
 from shared.errors import ErrorCode, JobsError
 from shared.queues import QUEUE_MESSAGE_LIMIT, encoded_size
 from shared.runtime import Runtime

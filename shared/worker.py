@@ -70,7 +70,7 @@ def decide_delivery(record: JobRecord, contract: JobContract, now: datetime) -> 
 
 def retry_delay(settings_base: float, settings_max: float, attempt: int) -> float:
     """Exponential backoff with equal jitter: never shorter than half the un-jittered delay."""
-    ceiling = min(settings_max, settings_base * (2 ** max(0, attempt - 1)))
+    ceiling = min(settings_max, settings_base * (2.0 ** max(0, attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
 
 
@@ -216,7 +216,7 @@ async def _run(runtime: Runtime, contract: JobContract, record: JobRecord, log: 
     elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
     log.info("handler finished in %d ms: %s", elapsed_ms, verdict.transition.target.value,
              extra={"durationMs": elapsed_ms, "outcome": verdict.transition.target.value})
-    await _finish(runtime, lease.record, verdict.transition, log, verdict.retry_delay, owner=lease.owner)
+    await _finish(runtime, lease.record, verdict.transition, log, delay=verdict.retry_delay, owner=lease.owner)
 
 
 async def _invoke(
@@ -263,7 +263,7 @@ def _transient(runtime: Runtime, record: JobRecord, exc: Exception) -> Verdict:
 
 async def _finish(
     runtime: Runtime, record: JobRecord, transition: Transition, log: JobLogger,
-    delay: float | None = None, owner: str | None = None,
+    *, delay: float | None = None, owner: str | None = None,
 ) -> None:
     """Apply the verdict if the job is still in the state we decided on, then send what follows."""
     expected = record.status

@@ -1,0 +1,14 @@
+# The two commands of the README's Quick start, and their parts.
+.PHONY: run test install lint bench
+
+run:      ## run the app locally: Azurite + devhost on http://127.0.0.1:7071
+	scripts/run.sh
+
+test:     ## the whole test suite: install, lint, type-check, pytest (starts its own Azurite)
+	scripts/test.sh
+
+install:  ## create .venv and install Python and npm dependencies
+	scripts/bootstrap.sh
+
+lint:
+	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost function_app.py

@@ -1,0 +1,135 @@
+"""End to end over HTTP: the real app hosted by ``python -m devhost`` in its own process, a token
+from ``python -m devhost token``, a document in Azurite, a job through to Completed and its event."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient
+
+from devhost.azurite import PROJECT_ROOT, Azurite, free_port
+from tests.support import AUDIENCE, TENANT
+
+
+@pytest.fixture(scope="module")
+def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    port = free_port()
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "JOBS_QUEUE": f"e{tag}-jobs", "JOBS_OUTCOMES_QUEUE": f"e{tag}-outcomes", "JOBS_TABLE": f"e{tag}jobs",
+        "JOBS_INDEX_TABLE": f"e{tag}index", "JOBS_DOCUMENTS_CONTAINER": f"e{tag}-documents",
+        "JOBS_ANALYSIS_CONTAINER": f"e{tag}-analysis", "JOBS_MAIL_CONTAINER": f"e{tag}-mail",
+        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
+        "JOBS_AUTH_JWKS_URI": f"http://127.0.0.1:{port}/.devhost/keys",
+        "JOBS_MAINTENANCE_SCHEDULE": "0 */5 * * * *", "FUNCTIONS_WORKER_RUNTIME": "python",
+    }
+    log_path = Path(tmp_path_factory.mktemp("devhost")) / "devhost.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(base, process, log_path)
+            yield {**env, "BASE_URL": base}
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"devhost exited: {log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):  # noqa: S310
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"devhost did not come up: {log_path.read_text()}")
+
+
+def _http(method: str, url: str, token: str | None, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, dict(error.headers), json.loads(raw or b"null")
+        except ValueError:
+            return error.code, dict(error.headers), raw.decode(errors="replace")
+
+
+def _token(env: dict[str, str], *scopes: str) -> str:
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "devhost", "token", "--scopes", *scopes], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    return out.stdout.strip()
+
+
+def test_doc_index_job_over_http_reaches_completed_with_one_completed_event(devhost: dict[str, str]) -> None:
+    base, storage = devhost["BASE_URL"], devhost["AzureWebJobsStorage"]
+    token = _token(devhost, "Jobs.Submit", "Jobs.Read")
+    subject = uuid.uuid4()
+    blobs = BlobServiceClient.from_connection_string(storage)
+    container = blobs.get_container_client(devhost["JOBS_DOCUMENTS_CONTAINER"])
+    if not container.exists():
+        container.create_container()
+    container.upload_blob(f"{TENANT}/{subject}", b"Queues deliver at least once. Handlers must be idempotent.")
+
+    status, headers, body = _http("POST", f"{base}/api/jobs", token, {
+        "jobType": "doc-index", "subjectId": str(subject), "payload": {"rowVersion": 1, "action": "index"}})
+    assert status == 202, body
+    assert headers["Location"] == body["statusUrl"] and "x-correlation-id" in {k.lower() for k in headers}
+
+    deadline = time.monotonic() + 30
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, headers, state = _http("GET", f"{base}{body['statusUrl']}", token)
+        assert status == 200, state
+        if state["status"] in ("Completed", "Failed", "Poisoned", "Cancelled"):
+            break
+        assert headers["Retry-After"]
+        time.sleep(0.5)
+    assert state["status"] == "Completed", state
+    assert state["result"]["terms"] >= 7 and "Retry-After" not in headers
+
+    outcomes = QueueClient.from_connection_string(storage, devhost["JOBS_OUTCOMES_QUEUE"])
+    events = [json.loads(base64.b64decode(m.content)) for m in outcomes.peek_messages(max_messages=32)]
+    mine = [e for e in events if e["jobId"] == body["jobId"]]
+    assert [e["outcome"] for e in mine] == ["Completed"]
+    assert mine[0]["correlationId"] == state["correlationId"]
+
+
+def test_every_route_refuses_a_request_without_a_token(devhost: dict[str, str]) -> None:
+    base = devhost["BASE_URL"]
+    for method, path in (("POST", "/api/jobs"), ("POST", "/api/analysis/enqueue"),
+                         ("GET", f"/api/jobs/{uuid.uuid4()}/status")):
+        status, _, body = _http(method, f"{base}{path}", None, {} if method == "POST" else None)
+        assert status == 401 and body["code"] == "AUTH_TOKEN_MISSING", (path, body)
+    status, _, _ = _http("DELETE", f"{base}/api/jobs", None)
+    assert status == 405
