@@ -28,7 +28,6 @@ class ErrorCode(Enum):
     REQUEST_TOO_LARGE = ErrorSpec(413, "The request body is larger than allowed.")
     PAYLOAD_TOO_LARGE = ErrorSpec(413, "The job payload is larger than allowed; pass references, not data.")
     UNSUPPORTED_MEDIA_TYPE = ErrorSpec(415, "Only application/json request bodies are accepted.")
-    METHOD_NOT_ALLOWED = ErrorSpec(405, "The method is not allowed on this resource.")
     IDEMPOTENCY_KEY_REUSED = ErrorSpec(422, "A job with the same idempotency key exists with another payload.")
     # Authentication and authorization
     AUTH_TOKEN_MISSING = ErrorSpec(401, "A bearer token is required.")
