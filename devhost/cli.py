@@ -76,7 +76,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     if not tenant or not audience:
         print("devhost demo: set JOBS_AUTH_TENANTS and JOBS_AUTH_AUDIENCES", file=sys.stderr)
         return 2
-    return run_demo(args.base_url.rstrip("/"), storage, tenant, audience, args.project_dir)
+    return run_demo(args.base_url.rstrip("/"), storage, tenant=tenant, audience=audience, project_dir=args.project_dir)
 
 
 def run_token(args: argparse.Namespace) -> int:

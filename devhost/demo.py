@@ -37,7 +37,7 @@ def _request(method: str, url: str, token: str, body: dict[str, Any] | None = No
         return int(error.code), json.loads(error.read() or b"{}")
 
 
-def run_demo(base_url: str, storage: str, tenant: str, audience: str, project_dir: Path, timeout: float = 60) -> int:
+def run_demo(base_url: str, storage: str, *, tenant: str, audience: str, project_dir: Path, timeout: float = 60) -> int:
     subject = uuid.uuid4()
     blob_path = f"{tenant}/{subject}"
     blobs = BlobServiceClient.from_connection_string(storage)

@@ -10,9 +10,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MAX_TERM_LENGTH = 64
 
 STOPWORDS = frozenset(
-    """a an and are as at be been but by can did do does for from had has have he her his i if in into is it its
-    me my no not of on or our she so than that the their them then there these they this to too us was we were
-    what when where which who will with would you your""".split()
+    {
+        "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "did", "do", "does", "for", "from",
+        "had", "has", "have", "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not",
+        "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they",
+        "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "will", "with",
+        "would", "you", "your",
+    }
 )
 
 

@@ -30,7 +30,7 @@ from shared.storage import StorageClients
 from shared.worker import handle_job_message
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - BaseException: nothing in the app may catch it
+class SimulatedCrash(BaseException):
     """The process dies here: nothing after this point runs, no cleanup is written."""
 
 
@@ -196,7 +196,7 @@ async def run_until_settled(runtime: Runtime, job_id: uuid.UUID, timeout: float 
 
 async def outcome_events(runtime: Runtime) -> list[dict[str, Any]]:
     """Peek every event on the outcomes queue (without removing them)."""
-    import json  # noqa: PLC0415
+    import json
 
     messages = await runtime.queues.outcomes.peek_messages(max_messages=32)
     return [json.loads(str(m.content)) for m in messages]
@@ -226,17 +226,18 @@ class Api:
         self.runtime = runtime
         self.issuer = issuer
 
-    def token(self, *, tenant: str = TENANT, oid: str = ALICE_OID, scopes: tuple[str, ...] = ("Jobs.Submit", "Jobs.Read"),
-              roles: tuple[str, ...] = (), **kwargs: Any) -> str:
+    def token(self, *, tenant: str = TENANT, oid: str = ALICE_OID,
+              scopes: tuple[str, ...] = ("Jobs.Submit", "Jobs.Read"), roles: tuple[str, ...] = (),
+              **kwargs: Any) -> str:
         return str(self.issuer.mint(tenant=tenant, audience=AUDIENCE, oid=oid, scopes=scopes, roles=roles, **kwargs))
 
     async def call(self, method: str, path: str, body: Any = None, *, token: str | None = "default",
                    headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiResult:
-        import json  # noqa: PLC0415
+        import json
 
-        import azure.functions as func  # noqa: PLC0415
+        import azure.functions as func
 
-        from shared import http_api  # noqa: PLC0415
+        from shared import http_api
 
         all_headers = {"content-type": "application/json", **(headers or {})}
         if token == "default":

@@ -57,8 +57,8 @@ async def test_must_implement_handlers_as_idempotent(runtime: Runtime) -> None:
     s = runtime.settings
     doc, mail = uuid.uuid4(), uuid.uuid4()
     await upload(runtime, s.documents_container, str(doc), b"Idempotent handlers repeat safely. Safely, always.")
-    await upload(runtime, s.mail_container, f"{mail}.eml",
-                 b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m-1@example.com>\r\n\r\nbody\r\n")
+    eml = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m-1@example.com>\r\n\r\nbody\r\n"
+    await upload(runtime, s.mail_container, f"{mail}.eml", eml)
     jobs = [("doc-index", {"rowVersion": 1, "action": "index"}, doc),
             ("ai-analyze", {"analysisType": "full"}, doc),
             ("email-process", {"messageId": "m-1@example.com"}, mail)]

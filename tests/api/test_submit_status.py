@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.support import OTHER_TENANT, Api, BOB_OID
+from tests.support import BOB_OID, OTHER_TENANT, Api
 
 
 async def test_submit_returns_202_and_status_is_readable(api: Api) -> None:

@@ -40,7 +40,7 @@ def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     log_path = Path(tmp_path_factory.mktemp("devhost")) / "devhost.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
             stdout=log, stderr=subprocess.STDOUT,
         )
@@ -59,7 +59,7 @@ def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) 
         if process.poll() is not None:
             raise AssertionError(f"devhost exited: {log_path.read_text()}")
         try:
-            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):
                 return
         except OSError:
             time.sleep(0.2)
@@ -71,9 +71,9 @@ def _http(method: str, url: str, token: str | None, body: Any = None) -> tuple[i
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         raw = error.read()
@@ -84,7 +84,7 @@ def _http(method: str, url: str, token: str | None, body: Any = None) -> tuple[i
 
 
 def _token(env: dict[str, str], *scopes: str) -> str:
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [sys.executable, "-m", "devhost", "token", "--scopes", *scopes], cwd=PROJECT_ROOT, env=env,
         capture_output=True, text=True, check=True, timeout=60,
     )

@@ -17,7 +17,15 @@ from shared.maintenance import sweep
 from shared.runtime import Runtime
 from shared.worker import handle_job_message
 from tests.engine.helpers import events_for, submit_job
-from tests.support import EFFECTS, RequestLog, SimulatedCrash, deliver_once, make_runtime, make_settings, run_until_settled
+from tests.support import (
+    EFFECTS,
+    RequestLog,
+    SimulatedCrash,
+    deliver_once,
+    make_runtime,
+    make_settings,
+    run_until_settled,
+)
 
 
 @pytest.fixture
@@ -111,7 +119,8 @@ async def test_crash_after_outcome_send_before_delete_resends_the_same_event(fas
     assert len(events) == 2 and len({e["eventId"] for e in events}) == 1
 
 
-async def test_crash_between_retry_transition_and_retry_send_is_repaired(fast: Runtime, request_log: RequestLog) -> None:
+async def test_crash_between_retry_transition_and_retry_send_is_repaired(
+        fast: Runtime, request_log: RequestLog) -> None:
     sub = await submit_job(fast, "probe", {"tag": "retry-crash", "failTimes": 1})
     request_log.crash_on("POST", f"/{fast.settings.jobs_queue}/messages")  # the retry message
     delivered = await deliver_once(fast, visibility=60)
@@ -137,7 +146,8 @@ async def test_expired_lease_is_taken_over_by_maintenance(fast: Runtime, request
     assert "LEASE_EXPIRED" in [h["reason"] for h in await fast.store.history(sub.record.job_id)]
 
 
-async def test_expired_lease_on_the_last_attempt_is_poisoned_with_its_event(fast: Runtime, request_log: RequestLog) -> None:
+async def test_expired_lease_on_the_last_attempt_is_poisoned_with_its_event(
+        fast: Runtime, request_log: RequestLog) -> None:
     sub = await submit_job(fast, "probe", {"tag": "last-takeover", "failTimes": 2, "sleep": 0.15})
     for _ in range(20):  # run attempts 1 and 2 (both fail transiently)
         await deliver_once(fast)
@@ -160,7 +170,7 @@ async def test_pending_outcome_is_resent_by_maintenance(fast: Runtime, request_l
     sub = await submit_job(fast, "probe", {"tag": "pending"})
     body = str([m async for m in fast.queues.jobs.receive_messages(max_messages=1)][0].content)
     request_log.crash_on("POST", f"/{fast.settings.outcomes_queue}/messages")
-    from shared.poison import handle_poison_message  # noqa: PLC0415
+    from shared.poison import handle_poison_message
 
     with pytest.raises(SimulatedCrash):
         await handle_poison_message(fast, body)  # Poisoned is written, the event send dies
