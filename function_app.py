@@ -1,7 +1,9 @@
 """The function app: every trigger of the background-jobs system, each delegating to shared/.
 
-HTTP functions are anonymous at the Functions level on purpose: every route validates the
-caller's Entra ID bearer token in code (shared/auth.py). There is no Durable Functions here.
+HTTP functions are anonymous at the Functions level on purpose: every route but health and the
+OpenAPI document validates the caller's Entra ID bearer token in code (shared/auth.py) and
+authorizes through shared/policy.py. Each route accepts any method and dispatches in code, so a
+wrong method gets the same problem+json 405 everywhere. There is no Durable Functions here.
 """
 
 from __future__ import annotations
@@ -10,31 +12,60 @@ import azure.functions as func
 
 from jobs import REGISTRY
 from shared import http_api, maintenance, poison, worker
+from shared.http_support import serve, serve_anonymous
 from shared.runtime import RuntimeProvider
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 runtime = RuntimeProvider(REGISTRY)  # storage clients: once per process, never per invocation
 
 
-@app.function_name("submit_job")
-@app.route(route="jobs", methods=["POST"])
-async def submit_job(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/jobs {jobType, subjectId, payload} -> 202 {jobId, status, statusUrl}."""
-    return await http_api.handle(req, runtime, http_api.submit_job)
+@app.function_name("jobs")
+@app.route(route="jobs")
+async def jobs(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/jobs: submit a job -> 202. GET /api/jobs: the caller's jobs, newest first."""
+    return await serve(req, runtime, POST=http_api.submit_job, GET=http_api.list_jobs_op)
 
 
 @app.function_name("enqueue_analysis")
-@app.route(route="analysis/enqueue", methods=["POST"])
+@app.route(route="analysis/enqueue")
 async def enqueue_analysis(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/analysis/enqueue {documentId, type} -> an ai-analyze job."""
-    return await http_api.handle(req, runtime, http_api.enqueue_analysis)
+    """POST /api/analysis/enqueue {documentId, type} -> an ai-analyze job (the seed's endpoint)."""
+    return await serve(req, runtime, POST=http_api.enqueue_analysis)
 
 
 @app.function_name("job_status")
-@app.route(route="jobs/{jobId}/status", methods=["GET"])
+@app.route(route="jobs/{jobId}/status")
 async def job_status(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /api/jobs/{jobId}/status -> the job's status, for its submitters and tenant admins."""
-    return await http_api.handle(req, runtime, http_api.job_status)
+    """GET /api/jobs/{jobId}/status[?history=true]: for its submitters and tenant admins."""
+    return await serve(req, runtime, GET=http_api.job_status)
+
+
+@app.function_name("cancel_job")
+@app.route(route="jobs/{jobId}/cancel")
+async def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/jobs/{jobId}/cancel: Queued -> Cancelled now; Running -> cancel requested."""
+    return await serve(req, runtime, POST=http_api.cancel_job)
+
+
+@app.function_name("retry_job")
+@app.route(route="jobs/{jobId}/retry")
+async def retry_job(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/jobs/{jobId}/retry: re-drive a Failed or Poisoned job as a new run."""
+    return await serve(req, runtime, POST=http_api.retry_job)
+
+
+@app.function_name("health")
+@app.route(route="health")
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/health: anonymous liveness; touches no storage, reveals nothing."""
+    return serve_anonymous(req, GET=http_api.health)
+
+
+@app.function_name("openapi")
+@app.route(route="openapi.json")
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/openapi.json: the OpenAPI 3.1 document, generated from the API's models."""
+    return serve_anonymous(req, GET=http_api.openapi)
 
 
 @app.function_name("run_job")

@@ -60,6 +60,8 @@ class Settings:
     outcome_grace_seconds: float = 120.0
     retention_days: float = 30.0
     maintenance_batch_size: int = 500
+    max_inflight_per_principal: int = 100
+    list_max_page_size: int = 100
 
     @property
     def poison_queue(self) -> str:
@@ -93,4 +95,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outcome_grace_seconds=_number(env, "JOBS_OUTCOME_GRACE_SECONDS", 120.0),
         retention_days=_number(env, "JOBS_RETENTION_DAYS", 30.0),
         maintenance_batch_size=int(_number(env, "JOBS_MAINTENANCE_BATCH_SIZE", 500)),
+        max_inflight_per_principal=int(_number(env, "JOBS_MAX_INFLIGHT_PER_PRINCIPAL", 100)),
+        list_max_page_size=int(_number(env, "JOBS_LIST_MAX_PAGE_SIZE", 100)),
     )

@@ -28,12 +28,16 @@ class ErrorCode(Enum):
     REQUEST_TOO_LARGE = ErrorSpec(413, "The request body is larger than allowed.")
     PAYLOAD_TOO_LARGE = ErrorSpec(413, "The job payload is larger than allowed; pass references, not data.")
     UNSUPPORTED_MEDIA_TYPE = ErrorSpec(415, "Only application/json request bodies are accepted.")
+    METHOD_NOT_ALLOWED = ErrorSpec(405, "The method is not allowed on this resource.")
     IDEMPOTENCY_KEY_REUSED = ErrorSpec(422, "A job with the same idempotency key exists with another payload.")
+    QUOTA_EXCEEDED = ErrorSpec(429, "Too many of the caller's jobs are in flight; retry after some finish.")
     # Authentication and authorization
     AUTH_TOKEN_MISSING = ErrorSpec(401, "A bearer token is required.")
     AUTH_TOKEN_INVALID = ErrorSpec(401, "The bearer token is not valid.")
     AUTH_PERMISSION_MISSING = ErrorSpec(403, "The token does not grant the permission this operation needs.")
     JOB_NOT_FOUND = ErrorSpec(404, "No such job.")
+    JOB_ALREADY_TERMINAL = ErrorSpec(409, "The job has already finished; it cannot be cancelled.")
+    JOB_NOT_RETRYABLE = ErrorSpec(409, "Only a Failed or Poisoned job can be re-driven.")
     # Platform
     STORAGE_UNAVAILABLE = ErrorSpec(503, "Storage is unavailable; retry later.")
     INTERNAL_ERROR = ErrorSpec(500, "An unexpected error occurred.")
@@ -64,11 +68,15 @@ class ErrorCode(Enum):
 class JobsError(Exception):
     """An error with a stable code; the HTTP layer turns it into problem+json."""
 
-    def __init__(self, code: ErrorCode, detail: str | None = None, *, errors: list[dict[str, str]] | None = None):
+    def __init__(
+        self, code: ErrorCode, detail: str | None = None, *,
+        errors: list[dict[str, str]] | None = None, retry_after: int | None = None,
+    ):
         super().__init__(detail or code.title)
         self.code = code
         self.detail = detail or code.title
         self.errors = errors or []
+        self.retry_after = retry_after
 
 
 class PermanentJobError(Exception):

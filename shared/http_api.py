@@ -1,184 +1,168 @@
-"""The HTTP API: thin request/response code over submission, status and auth.
+"""The HTTP operations: thin request/response code over submission, status, actions and auth.
 
-Every response carries ``x-correlation-id``; every error is RFC 9457 problem+json with a stable
-``code`` from shared.errors and the correlation id, never a stack trace.
+Each operation authenticates, authorizes through shared/policy.py, parses its input, calls the
+job system and shapes the answer with the models in shared/api_models.py.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import azure.functions as func
-from azure.core.exceptions import AzureError
-from pydantic import BaseModel, ValidationError
-
-from shared import auth
-from shared.contract import format_utc
-from shared.correlation import HEADER as CORRELATION_HEADER
-from shared.correlation import correlation_id_from
+from shared import policy
+from shared.api_models import (
+    Accepted,
+    AnalysisRequest,
+    Health,
+    HistoryItem,
+    JobList,
+    JobStatusView,
+    Problem,
+    SubmitRequest,
+)
+from shared.auth import Principal
+from shared.contract import JobStatus
 from shared.errors import ErrorCode, JobsError
-from shared.runtime import Runtime
+from shared.http_support import ApiResponse, Call, authenticate, problem_body, read_json
+from shared.job_actions import ListQuery, cancel, list_jobs, redrive
+from shared.openapi import openapi_document
 from shared.status import JobRecord
-from shared.submission import AnalysisRequest, SubmitRequest, field_errors, submit
+from shared.submission import submit
 
-logger = logging.getLogger("jobs.http")
-M = TypeVar("M", bound=BaseModel)
-JSON_TYPES = ("application/json",)
-
-
-@dataclass
-class ApiResponse:
-    status: int
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    media_type: str = "application/json"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request, with what every operation needs."""
-
-    request: func.HttpRequest
-    runtime: Runtime
-    correlation_id: uuid.UUID
+TRUE_VALUES = ("1", "true", "yes")
 
 
 def status_url(job_id: uuid.UUID) -> str:
     return f"/api/jobs/{job_id}/status"
 
 
-def problem(code: ErrorCode, correlation_id: uuid.UUID, detail: str | None = None,
-            errors: list[dict[str, str]] | None = None) -> ApiResponse:
-    status = code.status or 500
-    body: dict[str, Any] = {
-        "type": f"https://errors.jobs.example/{code.code}", "title": code.title, "status": status,
-        "code": code.code, "detail": detail or code.title, "correlationId": str(correlation_id),
-    }
-    if errors:
-        body["errors"] = errors
-    headers = {}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    if status == 503:
-        headers["Retry-After"] = "5"
-    return ApiResponse(status, body, headers, "application/problem+json")
-
-
-def to_http(response: ApiResponse, correlation_id: uuid.UUID) -> func.HttpResponse:
-    headers = {**response.headers, CORRELATION_HEADER: str(correlation_id)}
-    body = json.dumps(response.body) if response.body is not None else None
-    return func.HttpResponse(body, status_code=response.status, headers=headers, mimetype=response.media_type)
-
-
-async def handle(
-    request: func.HttpRequest, runtime: Callable[[], Awaitable[Runtime]],
-    operation: Callable[[Call], Awaitable[ApiResponse]],
-) -> func.HttpResponse:
-    """Run one operation: map JobsError to its problem, storage trouble to 503, the rest to 500."""
-    correlation_id = correlation_id_from(request.headers)
-    try:
-        response = await operation(Call(request, await runtime(), correlation_id))
-    except JobsError as exc:
-        response = problem(exc.code, correlation_id, exc.detail, exc.errors)
-    except AzureError:
-        logger.exception("storage error", extra={"correlationId": str(correlation_id)})
-        response = problem(ErrorCode.STORAGE_UNAVAILABLE, correlation_id)
-    except Exception:
-        logger.exception("unhandled error", extra={"correlationId": str(correlation_id)})
-        response = problem(ErrorCode.INTERNAL_ERROR, correlation_id)
-    return to_http(response, correlation_id)
-
-
-def read_json(call: Call, model: type[M]) -> M:
-    """Body -> model: size cap (413), JSON only (415), well-formed (400), schema (400 + field errors)."""
-    body = call.request.get_body() or b""
-    if len(body) > call.runtime.settings.max_request_bytes:
-        raise JobsError(ErrorCode.REQUEST_TOO_LARGE, f"limit is {call.runtime.settings.max_request_bytes} bytes")
-    media_type = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type not in JSON_TYPES:
-        raise JobsError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise JobsError(ErrorCode.JSON_MALFORMED) from exc
-    if not isinstance(value, dict):
-        raise JobsError(ErrorCode.REQUEST_INVALID, "the body must be a JSON object")
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise JobsError(ErrorCode.REQUEST_INVALID, errors=field_errors(exc)) from exc
-
-
-async def authenticate(call: Call, permission: str) -> auth.Principal:
-    principal = await call.runtime.validator.validate(call.request.headers.get("authorization"))
-    auth.require(principal, permission)
-    return principal
-
-
-def accepted(record: JobRecord, replayed: bool, retry_after: int) -> ApiResponse:
+def accepted(record: JobRecord, retry_after: int, *, replayed: bool = False) -> ApiResponse:
     url = status_url(record.job_id)
     headers = {"Location": url, "Retry-After": str(retry_after)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return ApiResponse(202, {"jobId": str(record.job_id), "status": record.status.value, "statusUrl": url}, headers)
+    return ApiResponse(202, Accepted(job_id=record.job_id, status=record.status, status_url=url).body(), headers)
 
 
 async def submit_job(call: Call) -> ApiResponse:
-    principal = await authenticate(call, auth.SUBMIT)
+    principal = await authenticate(call, policy.Action.SUBMIT)
     request = read_json(call, SubmitRequest)
     submission = await submit(call.runtime, principal, request, call.correlation_id)
-    return accepted(submission.record, submission.replayed, call.runtime.settings.status_retry_after_seconds)
+    return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
 
 
 async def enqueue_analysis(call: Call) -> ApiResponse:
-    principal = await authenticate(call, auth.SUBMIT)
+    principal = await authenticate(call, policy.Action.SUBMIT)
     body = read_json(call, AnalysisRequest)
     request = SubmitRequest(job_type="ai-analyze", subject_id=body.document_id, payload={"analysisType": body.type})
     submission = await submit(call.runtime, principal, request, call.correlation_id)
-    return accepted(submission.record, submission.replayed, call.runtime.settings.status_retry_after_seconds)
+    return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
 
 
-def visible_to(record: JobRecord, principal: auth.Principal) -> bool:
-    """The job's tenant, and one of its submitters or an admin of that tenant."""
-    if str(record.tenant_id) != principal.tenant_id:
-        return False
-    return principal.key in record.submitters or principal.has(auth.ADMIN)
+def outcome_problem(record: JobRecord) -> Problem | None:
+    if not record.is_terminal or record.outcome_code is None:
+        return None
+    known = ErrorCode.__members__.get(record.outcome_code)
+    body = problem_body(known, record.outcome_message) if known else {
+        "type": "about:blank", "title": record.outcome_code, "code": record.outcome_code,
+        "detail": record.outcome_message}
+    body.pop("status", None)  # an outcome is not an HTTP response
+    return Problem.model_validate(body)
 
 
-async def job_status(call: Call) -> ApiResponse:
-    principal = await authenticate(call, auth.READ)
-    try:
-        job_id = uuid.UUID(call.request.route_params.get("jobId", ""))
-    except ValueError as exc:
-        raise JobsError(ErrorCode.JOB_NOT_FOUND) from exc
-    record = await call.runtime.store.get(job_id)
-    if record is None or not visible_to(record, principal):
-        raise JobsError(ErrorCode.JOB_NOT_FOUND)  # the same answer for "absent" and "not yours"
+def status_view(record: JobRecord, history: list[dict[str, Any]] | None = None) -> JobStatusView:
+    return JobStatusView(
+        job_id=record.job_id, job_type=record.job_type, subject_id=record.subject_id, status=record.status,
+        attempt=record.attempt, max_attempts=record.max_attempts, run=record.run, created_at=record.created_at,
+        last_updated_at=record.updated_at, correlation_id=record.correlation_id,
+        idempotency_key=record.idempotency_key, status_url=status_url(record.job_id),
+        cancel_requested=record.cancel_requested, percent_complete=record.progress_percent,
+        progress_message=record.progress_message, outcome=outcome_problem(record),
+        completed_at=record.terminal_at if record.is_terminal else None, result=record.result,
+        history=[_history_item(row) for row in history] if history is not None else None,
+    )
+
+
+def _history_item(row: dict[str, Any]) -> HistoryItem:
+    return HistoryItem.model_validate({
+        "version": int(str(row["RowKey"])[1:]), "from": row.get("source"), "to": row["target"],
+        "attempt": row.get("attempt", 0), "at": row["at"], "reason": row.get("reason", ""),
+        "message": row.get("message"),
+    })
+
+
+def status_response(call: Call, record: JobRecord, status: int = 200,
+                    history: list[dict[str, Any]] | None = None) -> ApiResponse:
     headers = {"Cache-Control": "no-store"}
     if not record.is_terminal:
         headers["Retry-After"] = str(call.runtime.settings.status_retry_after_seconds)
-    return ApiResponse(200, status_body(record), headers)
+    if status == 202:
+        headers["Location"] = status_url(record.job_id)
+    return ApiResponse(status, status_view(record, history).body(), headers)
 
 
-def status_body(record: JobRecord) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "jobId": str(record.job_id), "jobType": record.job_type, "subjectId": str(record.subject_id),
-        "status": record.status.value, "attempt": record.attempt, "maxAttempts": record.max_attempts,
-        "createdAt": format_utc(record.created_at), "lastUpdatedAt": format_utc(record.updated_at),
-        "correlationId": str(record.correlation_id), "idempotencyKey": record.idempotency_key,
-        "statusUrl": status_url(record.job_id),
-    }
-    if record.progress_percent is not None:
-        body["percentComplete"] = record.progress_percent
-    if record.is_terminal:
-        body["outcome"] = {"code": record.outcome_code, "message": record.outcome_message}
-        if record.terminal_at:
-            body["completedAt"] = format_utc(record.terminal_at)
-    if record.result is not None:
-        body["result"] = record.result
-    return body
+async def _visible_job(call: Call, action: policy.Action) -> tuple[Principal, JobRecord]:
+    principal = await authenticate(call, action)
+    job_id = policy.job_id_from_route(call.request.route_params.get("jobId"))
+    return principal, policy.visible_job(principal, await call.runtime.store.get(job_id))
+
+
+async def job_status(call: Call) -> ApiResponse:
+    _, record = await _visible_job(call, policy.Action.READ)
+    wants_history = (call.request.params.get("history") or "").lower() in TRUE_VALUES
+    history = await call.runtime.store.history(record.job_id) if wants_history else None
+    return status_response(call, record, history=history)
+
+
+async def cancel_job(call: Call) -> ApiResponse:
+    _, record = await _visible_job(call, policy.Action.CANCEL)
+    outcome = await cancel(call.runtime, record)
+    return status_response(call, outcome.record, 200 if outcome.immediate else 202)
+
+
+async def retry_job(call: Call) -> ApiResponse:
+    principal, record = await _visible_job(call, policy.Action.RETRY)
+    queued = await redrive(call.runtime, record, principal)
+    return accepted(queued, call.runtime.settings.status_retry_after_seconds)
+
+
+def list_query(call: Call) -> ListQuery:
+    params = call.request.params
+    errors: list[dict[str, str]] = []
+    status = subject = None
+    if params.get("status"):
+        try:
+            status = JobStatus(params["status"])
+        except ValueError:
+            errors.append({"field": "status", "message": f"one of {', '.join(s.value for s in JobStatus)}"})
+    if params.get("subjectId"):
+        try:
+            subject = uuid.UUID(params["subjectId"])
+        except ValueError:
+            errors.append({"field": "subjectId", "message": "must be a GUID"})
+    size_text = params.get("pageSize") or "20"
+    if not size_text.isdigit() or len(size_text) > 6:
+        errors.append({"field": "pageSize", "message": "must be a positive integer"})
+        size_text = "20"
+    job_type = params.get("jobType") or None
+    if job_type is not None and len(job_type) > 64:
+        errors.append({"field": "jobType", "message": "at most 64 characters"})
+    if errors:
+        raise JobsError(ErrorCode.REQUEST_INVALID, errors=errors)
+    size = min(max(1, int(size_text)), call.runtime.settings.list_max_page_size)  # clamped, not refused
+    return ListQuery(status, job_type, subject, size, params.get("continuationToken") or None)
+
+
+async def list_jobs_op(call: Call) -> ApiResponse:
+    principal = await authenticate(call, policy.Action.LIST)
+    items, continuation = await list_jobs(call.runtime, principal, list_query(call))
+    body = JobList(items=[status_view(r) for r in items], continuation_token=continuation).body()
+    return ApiResponse(200, body, {"Cache-Control": "no-store"})
+
+
+def health() -> ApiResponse:
+    return ApiResponse(200, Health().body(), {"Cache-Control": "no-store"})
+
+
+def openapi() -> ApiResponse:
+    return ApiResponse(200, openapi_document(), {"Cache-Control": "public, max-age=300"})

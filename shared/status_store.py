@@ -156,6 +156,16 @@ class StatusStore:
             raise
         return replace(record, etag=parts[0]["etag"])
 
+    async def delete_created(self, record: JobRecord) -> None:
+        """Undo ``create`` (the entity unchanged since, and its first history row), atomically."""
+        first = history_to_entity(record.job_id, HistoryEntry(record.version, None, record.status, record.attempt,
+                                                              record.created_at, ""))
+        await self.table.submit_transaction([
+            ("delete", {"PartitionKey": str(record.job_id), "RowKey": STATUS_ROW},
+             {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}),
+            ("delete", {"PartitionKey": first["PartitionKey"], "RowKey": first["RowKey"]}),
+        ])
+
     async def get(self, job_id: uuid.UUID) -> JobRecord | None:
         try:
             entity = await self.table.get_entity(str(job_id), STATUS_ROW)

@@ -1,50 +1,40 @@
-"""Submitting a job: validate, derive the key and id, insert the Queued entity, send the message.
+"""Submitting a job: validate, derive key and id, check the quota, write, index, send.
 
-Order matters for "no orphans": the entity (with its first history row, one transaction) is
-written before the message is sent. A crash between the two leaves a Queued job without a
-message, which maintenance re-sends; never a message without a status.
+1. Validate the payload against the job type; derive the idempotency key and the jobId.
+2. Concurrently: insert the Queued entity with its first history row (one transaction), and
+   count the principal's live index rows for the in-flight quota (one query; only at the cap
+   are they checked against their jobs, lazily dropping finished ones, before answering 429).
+3. Concurrently: index the job (owner and tenant partitions) and send the message.
+Order matters for "no orphans": the entity is written before the message, so a crash leaves a
+Queued job without a message (maintenance re-sends it), never a message without a status.
 
 A duplicate submission (same tenant, type and derived key, so the same jobId) costs one insert
 that conflicts and one read: same payload -> the existing job (replayed); another payload ->
 IDEMPOTENCY_KEY_REUSED. Another principal of the same tenant submitting the same job is added
-to the job's submitters, so it may read the job it was given.
+to the job's submitters (and its index), so it may read the job it was given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
+from shared.api_models import AnalysisRequest, SubmitRequest, field_errors
 from shared.auth import Principal
 from shared.contract import JobStatus, canonical_json, job_id_for, payload_fingerprint
 from shared.errors import ErrorCode, JobsError
+from shared.job_index import JobIndex
 from shared.queues import QUEUE_MESSAGE_LIMIT, encoded_size
+from shared.registry import JobType, Payload
 from shared.runtime import Runtime
 from shared.status import JobRecord
 from shared.status_store import ConcurrencyConflict, JobAlreadyExists
 
-
-class SubmitRequest(BaseModel):
-    """Body of ``POST /api/jobs``."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    job_type: str = Field(min_length=1, max_length=64)
-    subject_id: uuid.UUID
-    payload: dict[str, Any]
-
-
-class AnalysisRequest(BaseModel):
-    """Body of ``POST /api/analysis/enqueue`` (the seed's endpoint): an ``ai-analyze`` job."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    document_id: uuid.UUID
-    type: str = Field(min_length=1, max_length=64)
+__all__ = ["AnalysisRequest", "Submission", "SubmitRequest", "field_errors", "submit"]
+QUOTA_RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -53,23 +43,20 @@ class Submission:
     replayed: bool
 
 
-def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ][:20]
-
-
-async def submit(
-    runtime: Runtime, principal: Principal, request: SubmitRequest, correlation_id: uuid.UUID
-) -> Submission:
+def _validated(runtime: Runtime, request: SubmitRequest) -> tuple[JobType[Payload], Payload]:
     job_type = runtime.registry.get(request.job_type)
     if job_type is None:
         raise JobsError(ErrorCode.UNKNOWN_JOB_TYPE, f"known job types: {', '.join(runtime.registry.names())}")
     try:
-        payload_model = job_type.parse_payload(request.payload)
+        payload = job_type.parse_payload(request.payload)
     except ValidationError as exc:
         raise JobsError(ErrorCode.PAYLOAD_INVALID, errors=field_errors(exc)) from exc
+    return job_type, payload
+
+
+def new_record(runtime: Runtime, principal: Principal, request: SubmitRequest, correlation_id: uuid.UUID) -> JobRecord:
+    """The Queued record a valid submission would create (nothing is written here)."""
+    job_type, payload_model = _validated(runtime, request)
     payload = payload_model.model_dump(mode="json", by_alias=True)
     if len(canonical_json(payload).encode()) > runtime.settings.max_payload_bytes:
         raise JobsError(ErrorCode.PAYLOAD_TOO_LARGE, f"payload over {runtime.settings.max_payload_bytes} bytes")
@@ -83,18 +70,51 @@ async def submit(
         payload_fingerprint=payload_fingerprint(request.subject_id, payload), created_at=now,
         status=JobStatus.QUEUED, updated_at=now, visible_at=now, submitters=(principal.key,),
     )
-    message = record.contract(1).to_json()
-    if encoded_size(message) > QUEUE_MESSAGE_LIMIT:
+    if encoded_size(record.contract(1).to_json()) > QUEUE_MESSAGE_LIMIT:
         raise JobsError(ErrorCode.PAYLOAD_TOO_LARGE, "the job message would exceed the 64 KiB queue limit")
-    try:
-        created = await runtime.store.create(record)
-    except JobAlreadyExists:
-        return await _replay(runtime, principal, record)
-    await runtime.queues.send_job(record.contract(1))
+    return record
+
+
+async def submit(
+    runtime: Runtime, principal: Principal, request: SubmitRequest, correlation_id: uuid.UUID
+) -> Submission:
+    """Two sequential round trips: (quota query | insert), then (index rows | message send).
+
+    The quota is checked alongside the insert rather than before it: over quota (rare), the
+    just-inserted entity is deleted again before any message exists, so no worker can see it.
+    A duplicate is never refused for quota: its insert conflicts and it is replayed.
+    """
+    record = new_record(runtime, principal, request, correlation_id)
+    index = JobIndex(runtime.store.table)
+    within, created = await asyncio.gather(
+        _within_quota(runtime, index, principal), runtime.store.create(record), return_exceptions=True
+    )
+    if isinstance(created, JobAlreadyExists):
+        return await _replay(runtime, index, principal, record)
+    if isinstance(created, BaseException):
+        raise created
+    if within is not True:
+        await runtime.store.delete_created(created)
+        if isinstance(within, BaseException):
+            raise within
+        raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {runtime.settings.max_inflight_per_principal} "
+                        "jobs in flight per caller", retry_after=QUOTA_RETRY_AFTER_SECONDS)
+    await asyncio.gather(index.add(created, principal.key), runtime.queues.send_job(created.contract(1)))
     return Submission(created, replayed=False)
 
 
-async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord) -> Submission:
+async def _within_quota(runtime: Runtime, index: JobIndex, principal: Principal) -> bool:
+    cap = runtime.settings.max_inflight_per_principal
+    live = await index.live_jobs(principal.key, limit=cap)
+    if len(live) < cap:
+        return True
+    records = await asyncio.gather(*(runtime.store.get(job_id) for job_id in live))
+    finished = [job_id for job_id, r in zip(live, records, strict=True) if r is None or r.is_terminal]
+    await index.drop_live(principal.key, finished)
+    return len(live) - len(finished) < cap
+
+
+async def _replay(runtime: Runtime, index: JobIndex, principal: Principal, attempted: JobRecord) -> Submission:
     for _ in range(3):
         existing = await runtime.store.get(attempted.job_id)
         if existing is None:  # purged in between: extremely rare; ask the caller to retry
@@ -105,7 +125,8 @@ async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord) 
             return Submission(existing, replayed=True)
         try:
             updated = await runtime.store.update(existing, submitters=(*existing.submitters, principal.key))
-            return Submission(replace(updated), replayed=True)
         except ConcurrencyConflict:
             continue
+        await index.add(updated, principal.key)
+        return Submission(updated, replayed=True)
     raise JobsError(ErrorCode.STORAGE_UNAVAILABLE, "the job is changing rapidly; retry")

@@ -8,10 +8,12 @@ HTTP request the real clients send to Azurite, counts it, and may raise before i
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlparse
 
@@ -209,7 +211,7 @@ BOB_OID = "1c6d7e8f-2222-4333-8444-a55566667777"
 
 
 @dataclass
-class ApiResult:
+class ApiResponse:
     status: int
     headers: dict[str, str]
     body: Any
@@ -219,8 +221,24 @@ class ApiResult:
         return self.body.get("code") if isinstance(self.body, dict) else None
 
 
+@cache
+def function_routes() -> list[tuple[re.Pattern[str], Any]]:
+    """function_app's HTTP functions as (path pattern, builder), read once from the app itself."""
+    import function_app
+
+    routes = []
+    for fn in function_app.app.get_functions():
+        trigger = fn.get_trigger()
+        if trigger.type != "httpTrigger":
+            continue
+        template = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", trigger.route)
+        routes.append((re.compile(f"^/api/{template}$"), getattr(function_app, fn.get_user_function().__name__)))
+    return routes
+
+
 class Api:
-    """Calls the app's HTTP operations with real func.HttpRequest objects, as the host would."""
+    """Calls function_app's HTTP functions with real func.HttpRequest objects, as the host would,
+    with the app's runtime provider pointed at the test's runtime."""
 
     def __init__(self, runtime: Runtime, issuer: Any):
         self.runtime = runtime
@@ -232,12 +250,13 @@ class Api:
         return str(self.issuer.mint(tenant=tenant, audience=AUDIENCE, oid=oid, scopes=scopes, roles=roles, **kwargs))
 
     async def call(self, method: str, path: str, body: Any = None, *, token: str | None = "default",
-                   headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiResult:
+                   headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiResponse:
         import json
+        from urllib.parse import parse_qsl, urlsplit
 
         import azure.functions as func
 
-        from shared import http_api
+        import function_app
 
         all_headers = {"content-type": "application/json", **(headers or {})}
         if token == "default":
@@ -245,23 +264,20 @@ class Api:
         if token is not None:
             all_headers["authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-        parts = path.strip("/").split("/")
-        route_params: dict[str, str] = {}
-        if method == "POST" and path == "/api/jobs":
-            operation = http_api.submit_job
-        elif method == "POST" and path == "/api/analysis/enqueue":
-            operation = http_api.enqueue_analysis
-        elif method == "GET" and len(parts) == 4 and parts[:2] == ["api", "jobs"] and parts[3] == "status":
-            operation, route_params = http_api.job_status, {"jobId": parts[2]}
-        else:
-            raise ValueError(f"no route for {method} {path}")
-        request = func.HttpRequest(method, f"http://localhost{path}", headers=all_headers, params={},
-                                   route_params=route_params, body=data)
+        url = urlsplit(path)
+        found = [(pattern.match(url.path), fn) for pattern, fn in function_routes()]
+        match, function = next(((m, fn) for m, fn in found if m), (None, None))
+        if match is None:
+            raise ValueError(f"no route for {path}")
+        request = func.HttpRequest(method, f"http://localhost{path}", headers=all_headers,
+                                   params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=data)
 
         async def provide() -> Runtime:
             return self.runtime
 
-        response = await http_api.handle(request, provide, operation)
+        function_app.runtime = provide  # type: ignore[assignment]
+        result = function(request)
+        response = await result if hasattr(result, "__await__") else result
         text = response.get_body().decode()
-        return ApiResult(response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                         json.loads(text) if text else None)
+        return ApiResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                           json.loads(text) if text else None)

@@ -1,0 +1,113 @@
+"""The HTTP API's request and response bodies, as pydantic models.
+
+Handlers build every body through these models, and the OpenAPI document (shared/openapi.py)
+is generated from the same classes, so the document cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from shared.contract import JobStatus, UtcDatetime
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{field, message}]`` for a problem's ``errors`` (inputs never echoed)."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ][:20]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SubmitRequest(ApiModel):
+    """Body of ``POST /api/jobs``. The idempotency key is derived by the server, never sent."""
+
+    job_type: str = Field(min_length=1, max_length=64, examples=["doc-index"])
+    subject_id: uuid.UUID
+    payload: dict[str, Any] = Field(examples=[{"rowVersion": 1, "action": "index"}])
+
+
+class AnalysisRequest(ApiModel):
+    """Body of ``POST /api/analysis/enqueue`` (the seed's endpoint): an ``ai-analyze`` job."""
+
+    document_id: uuid.UUID
+    type: str = Field(min_length=1, max_length=64, examples=["summary"])
+
+
+class Accepted(ApiModel):
+    """202 for a submitted or re-driven job: where to watch it."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    status_url: str
+
+
+class Problem(ApiModel):
+    """RFC 9457 problem details, with the stable ``code``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    type: str
+    title: str
+    status: int | None = None
+    code: str
+    detail: str | None = None
+    correlation_id: uuid.UUID | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class HistoryItem(ApiModel):
+    version: int
+    from_: JobStatus | None = Field(default=None, alias="from")
+    to: JobStatus
+    attempt: int
+    at: UtcDatetime
+    reason: str
+    message: str | None = None
+
+
+class JobStatusView(ApiModel):
+    """The status resource: ``GET /api/jobs/{jobId}/status``, and each item of a list."""
+
+    job_id: uuid.UUID
+    job_type: str
+    subject_id: uuid.UUID
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    run: int
+    created_at: UtcDatetime
+    last_updated_at: UtcDatetime
+    correlation_id: uuid.UUID
+    idempotency_key: str
+    status_url: str
+    cancel_requested: bool
+    percent_complete: int | None = None
+    progress_message: str | None = None
+    outcome: Problem | None = None
+    completed_at: UtcDatetime | None = None
+    result: dict[str, Any] | None = None
+    history: list[HistoryItem] | None = None
+
+
+class JobList(ApiModel):
+    """``GET /api/jobs``: newest first. A page may hold fewer than pageSize items; follow
+    ``continuationToken`` until it is absent."""
+
+    items: list[JobStatusView]
+    continuation_token: str | None = None
+
+
+class Health(ApiModel):
+    status: str = "ok"
