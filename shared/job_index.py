@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -54,23 +55,28 @@ class IndexPage:
     continuation: str | None
 
 
-def encode_token(token: dict[str, Any] | None) -> str | None:
+def _scope(partition: str) -> str:
+    return hashlib.sha256(partition.encode()).hexdigest()[:16]
+
+
+def encode_token(token: dict[str, Any] | None, partition: str) -> str | None:
+    """The service's continuation markers, bound to the partition they continue."""
     if not token:
         return None
-    raw = json.dumps({"pk": token.get("PartitionKey"), "rk": token.get("RowKey")}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    raw = {"s": _scope(partition), "pk": token.get("PartitionKey"), "rk": token.get("RowKey")}
+    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def decode_token(token: str | None, partition: str) -> dict[str, Any] | None:
-    """Opaque to callers; refused unless it continues the caller's own partition."""
+    """Opaque to callers; refused unless it continues the caller's own listing."""
     if not token:
         return None
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        pk, rk = raw["pk"], raw["rk"]
+        scope, pk, rk = raw["s"], raw["pk"], raw["rk"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise JobsError(ErrorCode.REQUEST_INVALID, "continuationToken is not valid") from exc
-    if pk != partition or not isinstance(rk, str):
+    if scope != _scope(partition) or not isinstance(pk, str) or not isinstance(rk, str):
         raise JobsError(ErrorCode.REQUEST_INVALID, "continuationToken is not valid")
     return {"PartitionKey": pk, "RowKey": rk}
 
@@ -138,7 +144,7 @@ class JobIndex:
             job_ids = [uuid.UUID(str(row["jobId"])) async for row in page]
         except StopAsyncIteration:
             return IndexPage([], None)
-        return IndexPage(job_ids, encode_token(pages.continuation_token))
+        return IndexPage(job_ids, encode_token(pages.continuation_token, partition))
 
     async def remove(self, record: JobRecord) -> None:
         """Drop the job's index rows (retention purge); rows already gone are fine."""
