@@ -160,8 +160,9 @@ async def test_list_pages_newest_first_with_filters(api: Api) -> None:
     subject = uuid.uuid4()
     mine = []
     for n in range(7):
-        res = await api.call("POST", "/api/jobs", {"jobType": "probe", "subjectId": str(subject if n % 2 else uuid.uuid4()),
-                                                    "payload": {"tag": f"list-{n}", "permanent": n == 3}})
+        body = {"jobType": "probe", "subjectId": str(subject if n % 2 else uuid.uuid4()),
+                "payload": {"tag": f"list-{n}", "permanent": n == 3}}
+        res = await api.call("POST", "/api/jobs", body)
         mine.append(res.body["jobId"])
         await asyncio.sleep(0.002)  # distinct millisecond timestamps: a defined newest-first order
     await _submit(api, {"tag": "bobs"}, token=api.token(oid=BOB_OID))  # not mine
