@@ -14,7 +14,9 @@ from jobs import REGISTRY
 from shared import http_api, maintenance, poison, worker
 from shared.http_support import serve, serve_anonymous
 from shared.runtime import RuntimeProvider
+from shared.tracing import configure_telemetry
 
+configure_telemetry()  # Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set; otherwise nothing
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 runtime = RuntimeProvider(REGISTRY)  # storage clients: once per process, never per invocation
 

@@ -103,6 +103,7 @@ class JobOutcomeEvent(WireModel):
     code: str
     message: str | None = None
     occurred_at: UtcDatetime
+    trace_parent: str | None = None  # W3C context of the run that reached this outcome
 
 
 def job_id_for(tenant_id: uuid.UUID, job_type: str, idempotency_key: str) -> uuid.UUID:

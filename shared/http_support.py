@@ -24,6 +24,7 @@ from shared.correlation import HEADER as CORRELATION_HEADER
 from shared.correlation import correlation_id_from
 from shared.errors import ErrorCode, JobsError
 from shared.runtime import Runtime
+from shared.tracing import SpanKind, job_span
 
 logger = logging.getLogger("jobs.http")
 M = TypeVar("M", bound=BaseModel)
@@ -81,6 +82,16 @@ def to_http(response: ApiResponse, correlation_id: uuid.UUID) -> func.HttpRespon
 
 async def _run(call_runtime: RuntimeProvider, request: func.HttpRequest, operation: Operation,
                correlation_id: uuid.UUID) -> ApiResponse:
+    attributes = {"http.request.method": request.method, "correlationId": str(correlation_id)}
+    with job_span(f"{request.method} {operation.__name__}", SpanKind.SERVER, carrier=request.headers,
+                  attributes=attributes) as span:
+        response = await _attempt(call_runtime, request, operation, correlation_id)
+        span.set_attribute("http.response.status_code", response.status)
+        return response
+
+
+async def _attempt(call_runtime: RuntimeProvider, request: func.HttpRequest, operation: Operation,
+                   correlation_id: uuid.UUID) -> ApiResponse:
     try:
         return await operation(Call(request, await call_runtime(), correlation_id))
     except JobsError as exc:

@@ -26,6 +26,7 @@ from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
 from shared.status_store import ConcurrencyConflict
 from shared.telemetry import job_logger
+from shared.tracing import current_traceparent
 
 MAX_ROUNDS = 8
 MAX_INDEX_PAGES = 5  # a filtered list page reads at most this many index pages
@@ -81,7 +82,7 @@ async def redrive(runtime: Runtime, record: JobRecord, principal: Principal) -> 
     def decide(current: JobRecord) -> Transition:
         if current.status not in (JobStatus.FAILED, JobStatus.POISONED):
             raise JobsError(ErrorCode.JOB_NOT_RETRYABLE, f"the job is {current.status.value}")
-        return _redrive(current, {"visible_at": runtime.clock()})
+        return _redrive(current, {"visible_at": runtime.clock(), "trace_parent": current_traceparent()})
 
     result = await runtime.store.transition(record.job_id, decide, current=record)
     if result.record is None:

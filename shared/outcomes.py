@@ -18,6 +18,7 @@ from shared.queues import JobQueues
 from shared.status import JobRecord
 from shared.status_store import ConcurrencyConflict, StatusStore
 from shared.telemetry import job_logger
+from shared.tracing import current_traceparent
 
 logger = logging.getLogger("jobs.outcomes")
 
@@ -31,7 +32,7 @@ def outcome_event(record: JobRecord) -> JobOutcomeEvent:
         tenant_id=record.tenant_id, correlation_id=record.correlation_id,
         idempotency_key=record.idempotency_key, attempt=record.attempt, run=record.run,
         outcome=record.status, code=record.outcome_code or record.status.value.upper(),
-        message=record.outcome_message, occurred_at=record.terminal_at,
+        message=record.outcome_message, occurred_at=record.terminal_at, trace_parent=current_traceparent(),
     )
 
 

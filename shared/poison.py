@@ -21,7 +21,8 @@ from shared.errors import ErrorCode
 from shared.outcomes import emit_and_clear
 from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
-from shared.telemetry import job_logger
+from shared.telemetry import JobLogger, job_dimensions, job_logger
+from shared.tracing import SpanKind, job_span
 from shared.worker import recreate_from_contract
 
 logger = logging.getLogger("jobs.poison")
@@ -63,6 +64,12 @@ async def _handle(runtime: Runtime, body: str) -> None:
         return
     log = job_logger(contract)
     record = await runtime.store.get(contract.job_id) or await recreate_from_contract(runtime, contract, log)
+    with job_span(f"poison {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
+                  attributes=job_dimensions(contract)):
+        await _poison(runtime, contract, record, log)
+
+
+async def _poison(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> None:
     why = "the message failed every delivery the host allows (crash loop or repeated worker errors)"
     result = await runtime.store.transition(
         contract.job_id, lambda r: _poisoned(r, ErrorCode.MAX_ATTEMPTS_EXCEEDED, why), current=record

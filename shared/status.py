@@ -73,6 +73,7 @@ class JobRecord:
     result: dict[str, Any] | None = None
     terminal_at: datetime | None = None
     outcome_pending: bool = False
+    trace_parent: str | None = None  # W3C traceparent of the submit (or re-drive) request
     etag: str = field(default="", compare=False)
 
     @property

@@ -32,6 +32,7 @@ from shared.registry import JobType, Payload
 from shared.runtime import Runtime
 from shared.status import JobRecord
 from shared.status_store import ConcurrencyConflict, JobAlreadyExists
+from shared.tracing import current_traceparent
 
 __all__ = ["AnalysisRequest", "Submission", "SubmitRequest", "field_errors", "submit"]
 QUOTA_RETRY_AFTER_SECONDS = 30
@@ -69,6 +70,7 @@ def new_record(runtime: Runtime, principal: Principal, request: SubmitRequest, c
         max_attempts=job_type.max_attempts, payload=payload,
         payload_fingerprint=payload_fingerprint(request.subject_id, payload), created_at=now,
         status=JobStatus.QUEUED, updated_at=now, visible_at=now, submitters=(principal.key,),
+        trace_parent=current_traceparent(),
     )
     if encoded_size(record.contract(1).to_json()) > QUEUE_MESSAGE_LIMIT:
         raise JobsError(ErrorCode.PAYLOAD_TOO_LARGE, "the job message would exceed the 64 KiB queue limit")

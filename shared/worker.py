@@ -40,7 +40,8 @@ from shared.registry import JobType
 from shared.runtime import Runtime
 from shared.status import RESULT_SUMMARY_LIMIT, JobRecord, Transition
 from shared.status_store import ConcurrencyConflict, JobAlreadyExists
-from shared.telemetry import JobLogger, job_logger, with_dims
+from shared.telemetry import JobLogger, job_dimensions, job_logger, with_dims
+from shared.tracing import SpanKind, job_span
 
 logger = logging.getLogger("jobs.worker")
 
@@ -91,11 +92,17 @@ async def handle_job_message(runtime: Runtime, body: str, dequeue_count: int | N
         await runtime.queues.send_poison(body)
         return
     log = job_logger(contract)
-    log.info("delivery of attempt %s (dequeue count %s)", contract.attempt, dequeue_count)
     record = await runtime.store.get(contract.job_id) or await recreate_from_contract(runtime, contract, log)
-    claimed = await _claim(runtime, contract, record, log)
-    if claimed is not None:
-        await _run(runtime, contract, claimed, with_dims(log, attempt=claimed.attempt))
+    with job_span(f"run {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
+                  attributes=job_dimensions(contract)):
+        log.info("delivery of attempt %s (dequeue count %s)", contract.attempt, dequeue_count)
+        claimed = await _claim(runtime, contract, record, log)
+        if claimed is not None:
+            wait_ms = max(0, int((claimed.updated_at - record.visible_at).total_seconds() * 1000))
+            log = with_dims(log, attempt=claimed.attempt)
+            log.info("claimed attempt %s after %d ms in the queue", claimed.attempt, wait_ms,
+                     extra={"queueWaitMs": wait_ms})
+            await _run(runtime, contract, claimed, log)
 
 
 async def recreate_from_contract(runtime: Runtime, contract: JobContract, log: JobLogger) -> JobRecord:
