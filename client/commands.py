@@ -1,0 +1,124 @@
+"""The command line's commands: each takes the client, the parsed arguments and the output streams,
+prints its result and returns the exit code (errors propagate to client.cli, which prints them)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from client import exit_codes, output
+from client.api import JobsClient
+from client.errors import WaitTimeoutError
+from client.models import Accepted, JobStatus
+from client.progress import Progress
+
+
+@dataclass(frozen=True)
+class Io:
+    stdout: TextIO
+    stderr: TextIO
+    json: bool
+
+
+Command = Callable[[JobsClient, argparse.Namespace, Io], int]
+
+
+def _print(io: Io, text: str) -> None:
+    print(text, file=io.stdout, flush=True)
+
+
+def _show_status(status: JobStatus, io: Io, *, details: bool = False) -> None:
+    if io.json:
+        output.print_json(status.raw, io.stdout)
+    elif details:
+        _print(io, "\n".join(output.status_details(status)))
+    else:
+        _print(io, output.status_line(status))
+
+
+def _accepted(client: JobsClient, accepted: Accepted, args: argparse.Namespace, io: Io) -> int:
+    if getattr(args, "wait", False):
+        if not io.json:
+            print(output.accepted_line(accepted), file=io.stderr, flush=True)
+        return wait_for(client, accepted.job_id, args.timeout, args, io)
+    if io.json:
+        output.print_json(accepted.raw, io.stdout)
+    else:
+        _print(io, output.accepted_line(accepted))
+    return exit_codes.OK
+
+
+def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argparse.Namespace, io: Io) -> int:
+    """Follow a job to a terminal status with a progress display; the exit code tells how it ended."""
+    progress = Progress(io.stderr)
+    try:
+        final = client.wait(job_id, timeout=timeout, on_update=progress.update, sleep=progress.sleep,
+                            correlation_id=args.correlation_id)
+    except WaitTimeoutError as error:
+        progress.finish()
+        if error.last is not None and io.json:
+            _show_status(error.last, io)
+        raise
+    progress.finish()
+    _show_status(final, io)
+    return exit_codes.for_final_status(final.status)
+
+
+def submit(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    accepted = client.submit(args.type, args.subject, args.payload, correlation_id=args.correlation_id)
+    return _accepted(client, accepted, args, io)
+
+
+def analyze(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    accepted = client.enqueue_analysis(args.document, args.type, correlation_id=args.correlation_id)
+    return _accepted(client, accepted, args, io)
+
+
+def status(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    _show_status(client.status(args.job, history=args.history, correlation_id=args.correlation_id), io, details=True)
+    return exit_codes.OK
+
+
+def wait(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    return wait_for(client, args.job, args.timeout, args, io)
+
+
+def cancel(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    _show_status(client.cancel(args.job, correlation_id=args.correlation_id), io)
+    return exit_codes.OK
+
+
+def retry(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    return _accepted(client, client.retry(args.job, correlation_id=args.correlation_id), args, io)
+
+
+def list_jobs(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    filters: dict[str, Any] = {
+        "status": args.status, "job_type": args.type, "subject_id": args.subject, "page_size": args.page_size,
+        "correlation_id": args.correlation_id,
+    }
+    token: str | None = None
+    if args.all:
+        items = list(client.list(**filters))
+    else:
+        page = client.list_page(**filters, continuation_token=args.continuation_token)
+        items, token = page.items, page.continuation_token
+    if io.json:
+        body: dict[str, Any] = {"items": [item.raw for item in items]}
+        if token:
+            body["continuationToken"] = token
+        output.print_json(body, io.stdout)
+    else:
+        _print(io, "\n".join(output.table(items)))
+        if token:
+            print(f"more jobs: add --continuation-token {shlex.quote(token)} (or --all)", file=io.stderr, flush=True)
+    return exit_codes.OK
+
+
+COMMANDS: dict[str, Command] = {
+    "submit": submit, "analyze": analyze, "status": status, "wait": wait, "cancel": cancel, "retry": retry,
+    "list": list_jobs,
+}

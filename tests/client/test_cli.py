@@ -1,0 +1,245 @@
+"""The command line: argument parsing, output, exit codes, progress display (against a scripted server)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client import cli, exit_codes
+from client.errors import AuthenticationError
+from client.models import JobStatus
+from client.progress import Progress
+from devhost.azurite import PROJECT_ROOT, free_port
+from tests.client.fake_api import JOB_ID, SUBJECT_ID, FakeApi, accepted_body, status_body
+from tests.support import AUDIENCE, TENANT
+
+STATUS = f"/api/jobs/{JOB_ID}/status"
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+def run(api: FakeApi | None, *argv: str, **env: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    environment = {"JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE, "HOME": "/nonexistent", **env}
+    if api is not None:
+        environment.setdefault("JOBS_BASE_URL", api.url)
+    code = cli.main(list(argv), env=environment, stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+def test_global_options_go_before_or_after_the_command() -> None:
+    parser = cli.build_parser({"JOBS_BASE_URL": "http://from-env:1"})
+    before = parser.parse_args(["--json", "--base-url", "http://a:1", "--auth", "dev", "status", JOB_ID])
+    after = parser.parse_args(["status", JOB_ID, "--json", "--base-url", "http://a:1", "--auth", "dev"])
+    for args in (before, after):
+        assert (args.json, args.base_url, args.auth, args.job) == (True, "http://a:1", "dev", JOB_ID)
+    default = parser.parse_args(["wait", JOB_ID])
+    assert (default.json, default.base_url, default.auth, default.timeout) == (False, "http://from-env:1", None, None)
+    assert cli.build_parser({}).parse_args(["list"]).base_url == "http://127.0.0.1:7071"
+
+
+def test_submit_arguments(tmp_path: Path) -> None:
+    parser = cli.build_parser({})
+    args = parser.parse_args(["submit", "--type", "doc-index", "--subject", SUBJECT_ID.upper(),
+                              "--payload", '{"rowVersion": 1}', "--wait", "--timeout", "30"])
+    assert (args.type, args.subject, args.payload, args.wait, args.timeout) == (
+        "doc-index", SUBJECT_ID, {"rowVersion": 1}, True, 30.0)
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"action": "index"}')
+    assert parser.parse_args(["submit", "--type", "t", "--subject", SUBJECT_ID, "--payload", f"@{payload}"]
+                             ).payload == {"action": "index"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["submit", "--type", "t", "--subject", "not-a-guid"],
+    ["submit", "--type", "t", "--subject", SUBJECT_ID, "--payload", "[1, 2]"],
+    ["submit", "--type", "t", "--subject", SUBJECT_ID, "--payload", "{nope"],
+    ["submit", "--subject", SUBJECT_ID],
+    ["list", "--status", "Sleeping"],
+    ["list", "--page-size", "0"],
+    ["wait", JOB_ID, "--timeout", "-1"],
+    ["status"],
+    [],
+    ["status", JOB_ID, "--auth", "password"],
+])
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli.build_parser({}).parse_args(argv)
+    assert raised.value.code == exit_codes.USAGE
+    assert "error:" in capsys.readouterr().err
+
+
+# ---- commands -------------------------------------------------------------------------------------
+
+def test_submit_prints_the_job_id_first(fake_api: FakeApi) -> None:
+    fake_api.add("POST", "/api/jobs", 202, accepted_body(), headers={"Idempotent-Replayed": "true"})
+    result = run(fake_api, "submit", "--type", "doc-index", "--subject", SUBJECT_ID, "--payload", '{"rowVersion":1}')
+    assert result.code == 0
+    assert result.out.split()[0] == JOB_ID and "Queued" in result.out and "replayed" in result.out
+    [seen] = fake_api.requests
+    assert seen.headers["authorization"].startswith("Bearer ey")  # a dev token (loopback URL)
+
+
+def test_json_output_is_the_server_body(fake_api: FakeApi) -> None:
+    body = status_body("Running", percentComplete=50, somethingNew={"a": 1})
+    fake_api.add("GET", STATUS, 200, body, headers={"Retry-After": "2"})
+    result = run(fake_api, "status", JOB_ID, "--json")
+    assert result.code == 0 and json.loads(result.out) == body
+
+
+def test_status_prints_details_and_history(fake_api: FakeApi) -> None:
+    fake_api.add("GET", STATUS, 200, status_body(
+        "Failed", outcome={"code": "SUBJECT_NOT_FOUND", "detail": "documents/x is missing"},
+        history=[{"version": 1, "from": None, "to": "Queued", "attempt": 0, "at": "2025-01-02T03:04:05Z",
+                  "reason": "Submitted"}]))
+    result = run(fake_api, "status", JOB_ID, "--history")
+    assert result.code == 0
+    assert "SUBJECT_NOT_FOUND: documents/x is missing" in result.out
+    assert "v1 2025-01-02T03:04:05+00:00 - -> Queued (attempt 0) Submitted" in result.out
+    assert fake_api.requests[0].query == {"history": ["true"]}
+
+
+def test_api_errors_print_code_detail_and_correlation_id(fake_api: FakeApi) -> None:
+    fake_api.problem("POST", "/api/jobs", 400, "PAYLOAD_INVALID", "The payload does not match",
+                     errors=[{"field": "rowVersion", "message": "Field required"}])
+    result = run(fake_api, "submit", "--type", "doc-index", "--subject", SUBJECT_ID)
+    assert result.code == exit_codes.API_ERROR and result.out == ""
+    assert result.err.splitlines() == [
+        "PAYLOAD_INVALID: The payload does not match (correlation id 11111111-2222-4333-8444-555555555555)",
+        "  rowVersion: Field required",
+    ]
+
+
+def test_cancel_of_a_terminal_job_exits_1(fake_api: FakeApi) -> None:
+    fake_api.problem("POST", f"/api/jobs/{JOB_ID}/cancel", 409, "JOB_ALREADY_TERMINAL", "the job is Completed")
+    result = run(fake_api, "cancel", JOB_ID)
+    assert result.code == 1 and result.err.startswith("JOB_ALREADY_TERMINAL: the job is Completed (correlation id")
+
+
+def test_cancel_of_a_running_job_says_cancel_requested(fake_api: FakeApi) -> None:
+    fake_api.add("POST", f"/api/jobs/{JOB_ID}/cancel", 202, status_body("Running", cancelRequested=True))
+    result = run(fake_api, "cancel", JOB_ID)
+    assert result.code == 0 and result.out.strip() == f"{JOB_ID} Running (cancel requested)"
+
+
+@pytest.mark.parametrize(("final", "code"), [
+    ("Completed", exit_codes.OK), ("Failed", exit_codes.FAILED), ("Poisoned", exit_codes.POISONED),
+    ("Cancelled", exit_codes.CANCELLED),
+])
+def test_wait_exit_code_tells_how_the_job_ended(fake_api: FakeApi, final: str, code: int) -> None:
+    fake_api.add("GET", STATUS, 200, status_body(final, outcome={"code": "X", "detail": "how it ended"}))
+    result = run(fake_api, "wait", JOB_ID)
+    assert result.code == code and result.out.strip() == f"{JOB_ID} {final} X: how it ended"
+
+
+def test_wait_prints_plain_progress_lines_when_not_a_tty(fake_api: FakeApi) -> None:
+    fake_api.add("GET", STATUS, 200, status_body("Running", percentComplete=40, progressMessage="indexing"),
+                 headers={"Retry-After": "0"})
+    fake_api.add("GET", STATUS, 200, status_body("Running", percentComplete=40, progressMessage="indexing"),
+                 headers={"Retry-After": "0"})
+    fake_api.add("GET", STATUS, 200, status_body("Completed", percentComplete=100))
+    result = run(fake_api, "wait", JOB_ID, "--json")
+    lines = result.err.splitlines()
+    assert result.code == 0 and len(lines) == 2  # one line per change, not per poll
+    assert lines[0].endswith("s Running 40% indexing") and lines[1].endswith("s Completed 100%")
+    assert json.loads(result.out)["status"] == "Completed"
+
+
+def test_wait_timeout_exits_6_and_json_shows_the_last_status(fake_api: FakeApi) -> None:
+    fake_api.add("GET", STATUS, 200, status_body("Running"), headers={"Retry-After": "1"})
+    result = run(fake_api, "wait", JOB_ID, "--timeout", "0.3", "--json")
+    assert result.code == exit_codes.TIMEOUT
+    assert json.loads(result.out)["status"] == "Running"
+    assert f"WAIT_TIMEOUT: job {JOB_ID} is still Running after 0.3s" in result.err
+
+
+def test_submit_wait_follows_the_job(fake_api: FakeApi) -> None:
+    fake_api.add("POST", "/api/jobs", 202, accepted_body())
+    fake_api.add("GET", STATUS, 200, status_body("Failed", outcome={"code": "SUBJECT_NOT_FOUND", "detail": "x"}))
+    result = run(fake_api, "submit", "--type", "doc-index", "--subject", SUBJECT_ID, "--wait")
+    assert result.code == exit_codes.FAILED and "SUBJECT_NOT_FOUND" in result.out
+    assert result.err.startswith(f"{JOB_ID} Queued")
+
+
+def test_retry_prints_the_accepted_job(fake_api: FakeApi) -> None:
+    fake_api.add("POST", f"/api/jobs/{JOB_ID}/retry", 202, accepted_body())
+    assert run(fake_api, "retry", JOB_ID).out.strip() == f"{JOB_ID} Queued"
+
+
+def test_list_prints_a_table_and_tells_about_more_pages(fake_api: FakeApi) -> None:
+    fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Completed")], "continuationToken": "n 2"})
+    result = run(fake_api, "list", "--status", "Completed", "--type", "doc-index", "--page-size", "1")
+    assert result.code == 0
+    header, row = result.out.splitlines()
+    assert header.startswith("JOB ID") and row.startswith(f"{JOB_ID}  Completed  doc-index")
+    assert "--continuation-token 'n 2'" in result.err
+    assert fake_api.requests[0].query == {"status": ["Completed"], "jobType": ["doc-index"], "pageSize": ["1"]}
+
+
+def test_list_all_json_follows_every_page(fake_api: FakeApi) -> None:
+    fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Completed")], "continuationToken": "t"})
+    fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Failed")]})
+    result = run(fake_api, "list", "--all", "--json")
+    assert [item["status"] for item in json.loads(result.out)["items"]] == ["Completed", "Failed"]
+    assert "continuationToken" not in json.loads(result.out)
+
+
+def test_an_unreachable_api_exits_7() -> None:
+    result = run(None, "status", JOB_ID, "--base-url", f"http://127.0.0.1:{free_port()}")
+    assert result.code == exit_codes.UNREACHABLE
+    assert result.err.startswith("CONNECTION_FAILED: cannot reach http://127.0.0.1:")
+    assert "(correlation id " in result.err
+
+
+def test_missing_settings_exit_2(fake_api: FakeApi) -> None:
+    result = run(fake_api, "status", JOB_ID, "--auth", "client-credentials")
+    assert result.code == exit_codes.USAGE and result.err.startswith("CONFIGURATION_INVALID: set JOBS_CLIENT_ID")
+
+
+def test_no_token_exits_8(fake_api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> str:
+        raise AuthenticationError("device code: expired_token: the code expired")
+
+    monkeypatch.setattr(cli, "build_token_provider", lambda *args, **kwargs: refuse)
+    result = run(fake_api, "status", JOB_ID)
+    assert result.code == exit_codes.AUTH_FAILED
+    assert result.err.strip() == "AUTHENTICATION_FAILED: device code: expired_token: the code expired"
+
+
+def test_python_dash_m_client_runs_the_cli() -> None:
+    done = subprocess.run([sys.executable, "-m", "client", "--help"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "submit" in done.stdout and "exit codes" in done.stdout
+
+
+# ---- the live progress line -----------------------------------------------------------------------
+
+def test_progress_on_a_tty_redraws_one_line_while_waiting() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    stream = io.StringIO()
+    progress = Progress(stream, tty=True, clock=lambda: now[0], sleep=sleep)
+    progress.update(JobStatus.from_json(status_body("Running", percentComplete=25, progressMessage="reading")))
+    progress.sleep(1.0)
+    progress.update(JobStatus.from_json(status_body("Completed", percentComplete=100)))
+    progress.finish()
+
+    text = stream.getvalue()
+    frames = text.split("\r\x1b[2K")[1:]
+    assert len(frames) == 6  # the first draw, four ticks of 0.25 s, the final status
+    assert frames[0] == "|    0.0s Running 25% reading"
+    assert frames[2] == "-    0.5s Running 25% reading"
+    assert frames[-1] == "     1.0s Completed 100%\n"

@@ -1,0 +1,186 @@
+"""End to end: the ``python -m client`` command line (dev auth) against the real app hosted by
+``python -m devhost`` in its own process, on a test Azurite with names unique to this module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from client import exit_codes
+from devhost.azurite import PROJECT_ROOT, Azurite, free_port
+from tests.support import AUDIENCE, TENANT
+
+DOCUMENT = b"Queues deliver at least once. Handlers must be idempotent. Status lives in Table storage."
+
+
+@pytest.fixture(scope="module")
+def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    port = free_port()
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "JOBS_QUEUE": f"c{tag}-jobs", "JOBS_OUTCOMES_QUEUE": f"c{tag}-outcomes", "JOBS_TABLE": f"c{tag}jobs",
+        "JOBS_INDEX_TABLE": f"c{tag}index", "JOBS_DOCUMENTS_CONTAINER": f"c{tag}-documents",
+        "JOBS_ANALYSIS_CONTAINER": f"c{tag}-analysis", "JOBS_MAIL_CONTAINER": f"c{tag}-mail",
+        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
+        "JOBS_AUTH_JWKS_URI": f"http://127.0.0.1:{port}/.devhost/keys",
+        "JOBS_MAINTENANCE_SCHEDULE": "0 */5 * * * *", "FUNCTIONS_WORKER_RUNTIME": "python",
+    }
+    for name in ("JOBS_AUTH_MODE", "JOBS_CLIENT_SECRET", "JOBS_DEV_SCOPES", "JOBS_DEV_ROLES", "JOBS_DEV_OID"):
+        env.pop(name, None)
+    log_path = Path(tmp_path_factory.mktemp("devhost")) / "devhost.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(base, process, log_path)
+            yield {**env, "JOBS_BASE_URL": base}
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"devhost exited: {log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"devhost did not come up: {log_path.read_text()}")
+
+
+def jobs(devhost: dict[str, str], *args: str, timeout: float = 90, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m client ARGS`` like a user would (the base URL from JOBS_BASE_URL: loopback -> dev auth)."""
+    return subprocess.run(
+        [sys.executable, "-m", "client", *args], cwd=PROJECT_ROOT, env={**devhost, **env}, capture_output=True,
+        text=True, timeout=timeout, check=False,
+    )
+
+
+def jobs_json(devhost: dict[str, str], *args: str) -> Any:
+    done = jobs(devhost, *args, "--json")
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+    return json.loads(done.stdout)
+
+
+def upload_document(devhost: dict[str, str]) -> uuid.UUID:
+    subject = uuid.uuid4()
+    container = BlobServiceClient.from_connection_string(devhost["AzureWebJobsStorage"]).get_container_client(
+        devhost["JOBS_DOCUMENTS_CONTAINER"])
+    if not container.exists():
+        container.create_container()
+    container.upload_blob(f"{TENANT}/{subject}", DOCUMENT)
+    return subject
+
+
+def submit_doc_index(devhost: dict[str, str], subject: uuid.UUID) -> str:
+    accepted = jobs_json(devhost, "submit", "--type", "doc-index", "--subject", str(subject),
+                         "--payload", '{"rowVersion": 1, "action": "index"}')
+    assert accepted["status"] == "Queued" and accepted["statusUrl"] == f"/api/jobs/{accepted['jobId']}/status"
+    return str(accepted["jobId"])
+
+
+@pytest.fixture(scope="module")
+def completed(devhost: dict[str, str]) -> dict[str, str]:
+    """A doc-index job submitted and waited for with the CLI."""
+    subject = upload_document(devhost)
+    job_id = submit_doc_index(devhost, subject)
+    waited = jobs(devhost, "wait", job_id, "--timeout", "60")
+    return {"job_id": job_id, "subject": str(subject), "rc": str(waited.returncode), "out": waited.stdout,
+            "err": waited.stderr}
+
+
+def test_wait_follows_a_doc_index_job_to_completed_and_exits_0(completed: dict[str, str]) -> None:
+    assert completed["rc"] == "0", completed
+    assert completed["out"].strip().startswith(f"{completed['job_id']} Completed")
+    assert "Completed" in completed["err"]  # the progress lines (stderr is not a TTY here)
+
+
+def test_status_shows_the_result_and_history(devhost: dict[str, str], completed: dict[str, str]) -> None:
+    status = jobs_json(devhost, "status", completed["job_id"], "--history")
+    assert status["status"] == "Completed" and status["jobType"] == "doc-index"
+    assert status["subjectId"] == completed["subject"] and status["result"]["terms"] >= 7
+    human = jobs(devhost, "status", completed["job_id"])
+    assert human.returncode == 0 and "Completed" in human.stdout and completed["job_id"] in human.stdout
+
+
+def test_list_shows_the_job(devhost: dict[str, str], completed: dict[str, str]) -> None:
+    listed = jobs_json(devhost, "list", "--subject", completed["subject"], "--all")
+    assert completed["job_id"] in [item["jobId"] for item in listed["items"]]
+    table = jobs(devhost, "list", "--all")
+    assert table.returncode == 0 and completed["job_id"] in table.stdout
+
+
+def test_list_status_completed_shows_the_completed_job(devhost: dict[str, str], completed: dict[str, str]) -> None:
+    listed = jobs_json(devhost, "list", "--status", "Completed", "--type", "doc-index", "--page-size", "5", "--all")
+    assert completed["job_id"] in [item["jobId"] for item in listed["items"]]
+    assert {item["status"] for item in listed["items"]} == {"Completed"}
+
+
+def test_resubmitting_the_same_job_is_replayed(devhost: dict[str, str], completed: dict[str, str]) -> None:
+    again = jobs(devhost, "submit", "--type", "doc-index", "--subject", completed["subject"],
+                 "--payload", '{"rowVersion": 1, "action": "index"}')
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"{completed['job_id']} Completed (replayed")
+
+
+def test_analyze_with_wait_completes(devhost: dict[str, str]) -> None:
+    subject = upload_document(devhost)
+    done = jobs(devhost, "analyze", "--document", str(subject), "--type", "statistics", "--wait", "--timeout", "60")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert " Completed" in done.stdout
+
+
+def test_a_job_whose_subject_is_missing_fails_and_retry_answers_202(devhost: dict[str, str]) -> None:
+    job_id = submit_doc_index(devhost, uuid.uuid4())  # nothing uploaded
+    failed = jobs(devhost, "wait", job_id, "--timeout", "60")
+    assert failed.returncode == exit_codes.FAILED, (failed.stdout, failed.stderr)
+    assert "SUBJECT_NOT_FOUND" in failed.stdout
+
+    retried = jobs_json(devhost, "retry", job_id)
+    assert retried["jobId"] == job_id and retried["status"] == "Queued"
+    again = jobs(devhost, "wait", job_id, "--timeout", "60")
+    assert again.returncode == exit_codes.FAILED, (again.stdout, again.stderr)
+    assert jobs_json(devhost, "status", job_id)["run"] == 2
+
+
+def test_cancel_of_a_terminal_job_is_409_and_exits_non_zero(devhost: dict[str, str]) -> None:
+    job_id = submit_doc_index(devhost, uuid.uuid4())
+    assert jobs(devhost, "wait", job_id, "--timeout", "60").returncode == exit_codes.FAILED
+    cancelled = jobs(devhost, "cancel", job_id)
+    assert cancelled.returncode == exit_codes.API_ERROR, (cancelled.stdout, cancelled.stderr)
+    assert cancelled.stderr.startswith("JOB_ALREADY_TERMINAL: ") and "(correlation id " in cancelled.stderr
+    not_retryable = jobs(devhost, "retry", str(uuid.uuid4()))
+    assert not_retryable.returncode == exit_codes.API_ERROR and not_retryable.stderr.startswith("JOB_NOT_FOUND: ")
+
+
+def test_api_errors_exit_1_with_code_and_correlation_id(devhost: dict[str, str]) -> None:
+    correlation = str(uuid.uuid4())
+    missing = jobs(devhost, "status", str(uuid.uuid4()), "--correlation-id", correlation)
+    assert missing.returncode == exit_codes.API_ERROR
+    assert missing.stderr.startswith("JOB_NOT_FOUND: ")
+    assert missing.stderr.strip().endswith(f"(correlation id {correlation})")
+    read_only = jobs(devhost, "submit", "--type", "doc-index", "--subject", str(uuid.uuid4()),
+                     "--payload", '{"rowVersion": 1, "action": "index"}', JOBS_DEV_SCOPES="Jobs.Read")
+    assert read_only.returncode == exit_codes.API_ERROR and read_only.stderr.startswith("AUTH_PERMISSION_MISSING: ")
+    bad_payload = jobs(devhost, "submit", "--type", "doc-index", "--subject", str(uuid.uuid4()))
+    assert bad_payload.returncode == exit_codes.API_ERROR and bad_payload.stderr.startswith("PAYLOAD_INVALID: ")
