@@ -11,4 +11,4 @@ install:  ## create .venv and install Python and npm dependencies
 	scripts/bootstrap.sh
 
 lint:
-	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost function_app.py
+	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client function_app.py

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy shared jobs devhost function_app.py
+echo "== mypy"; .venv/bin/mypy shared jobs devhost client function_app.py
 echo "== pytest"; .venv/bin/python -m pytest "$@"
