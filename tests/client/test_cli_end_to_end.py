@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,54 +15,17 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from client import exit_codes
-from devhost.azurite import PROJECT_ROOT, Azurite, free_port
-from tests.support import AUDIENCE, TENANT
+from devhost.azurite import PROJECT_ROOT, Azurite
+from tests.devhost_process import devhost_process
+from tests.support import TENANT
 
 DOCUMENT = b"Queues deliver at least once. Handlers must be idempotent. Status lives in Table storage."
 
 
 @pytest.fixture(scope="module")
 def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    port = free_port()
-    env = {
-        **os.environ,
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JOBS_QUEUE": f"c{tag}-jobs", "JOBS_OUTCOMES_QUEUE": f"c{tag}-outcomes", "JOBS_TABLE": f"c{tag}jobs",
-        "JOBS_INDEX_TABLE": f"c{tag}index", "JOBS_DOCUMENTS_CONTAINER": f"c{tag}-documents",
-        "JOBS_ANALYSIS_CONTAINER": f"c{tag}-analysis", "JOBS_MAIL_CONTAINER": f"c{tag}-mail",
-        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
-        "JOBS_AUTH_JWKS_URI": f"http://127.0.0.1:{port}/.devhost/keys",
-        "JOBS_MAINTENANCE_SCHEDULE": "0 */5 * * * *", "FUNCTIONS_WORKER_RUNTIME": "python",
-    }
-    for name in ("JOBS_AUTH_MODE", "JOBS_CLIENT_SECRET", "JOBS_DEV_SCOPES", "JOBS_DEV_ROLES", "JOBS_DEV_OID"):
-        env.pop(name, None)
-    log_path = Path(tmp_path_factory.mktemp("devhost")) / "devhost.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(base, process, log_path)
-            yield {**env, "JOBS_BASE_URL": base}
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"devhost exited: {log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"devhost did not come up: {log_path.read_text()}")
+    with devhost_process(azurite, Path(tmp_path_factory.mktemp("devhost")), "c") as env:
+        yield env
 
 
 def jobs(devhost: dict[str, str], *args: str, timeout: float = 90, **env: str) -> subprocess.CompletedProcess[str]:

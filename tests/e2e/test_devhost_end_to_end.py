@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,50 +19,15 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from devhost.azurite import PROJECT_ROOT, Azurite, free_port
-from tests.support import AUDIENCE, TENANT
+from devhost.azurite import PROJECT_ROOT, Azurite
+from tests.devhost_process import devhost_process
+from tests.support import TENANT
 
 
 @pytest.fixture(scope="module")
 def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    port = free_port()
-    env = {
-        **os.environ,
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JOBS_QUEUE": f"e{tag}-jobs", "JOBS_OUTCOMES_QUEUE": f"e{tag}-outcomes", "JOBS_TABLE": f"e{tag}jobs",
-        "JOBS_INDEX_TABLE": f"e{tag}index", "JOBS_DOCUMENTS_CONTAINER": f"e{tag}-documents",
-        "JOBS_ANALYSIS_CONTAINER": f"e{tag}-analysis", "JOBS_MAIL_CONTAINER": f"e{tag}-mail",
-        "JOBS_AUTH_TENANTS": TENANT, "JOBS_AUTH_AUDIENCES": AUDIENCE,
-        "JOBS_AUTH_JWKS_URI": f"http://127.0.0.1:{port}/.devhost/keys",
-        "JOBS_MAINTENANCE_SCHEDULE": "0 */5 * * * *", "FUNCTIONS_WORKER_RUNTIME": "python",
-    }
-    log_path = Path(tmp_path_factory.mktemp("devhost")) / "devhost.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(base, process, log_path)
-            yield {**env, "BASE_URL": base}
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"devhost exited: {log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/.devhost/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"devhost did not come up: {log_path.read_text()}")
+    with devhost_process(azurite, Path(tmp_path_factory.mktemp("devhost")), "e") as env:
+        yield env
 
 
 def _http(method: str, url: str, token: str | None, body: Any = None) -> tuple[int, dict[str, str], Any]:
