@@ -17,7 +17,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from devhost.issuer import DevIssuer, default_key_dir
+from devhost.issuer import DEV_USER_OID, DevIssuer, default_key_dir
 
 SAMPLE_TEXT = (
     "Background jobs on Azure Functions run document indexing, analysis and e-mail processing. "
@@ -47,7 +47,7 @@ def run_demo(base_url: str, storage: str, *, tenant: str, audience: str, project
     container.upload_blob(blob_path, SAMPLE_TEXT.encode(), overwrite=True)
     print(f"1. uploaded a text to documents/{blob_path}")
     token = DevIssuer(default_key_dir(project_dir)).mint(
-        tenant=tenant, audience=audience, oid="00000000-0000-4000-8000-0000000000d1",
+        tenant=tenant, audience=audience, oid=DEV_USER_OID,
         scopes=["Jobs.Submit", "Jobs.Read"],
     )
     print("2. token: python -m devhost token --scopes Jobs.Submit Jobs.Read")
