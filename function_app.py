@@ -81,7 +81,8 @@ async def run_job(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%-poison", connection="AzureWebJobsStorage")
 async def poison_job(msg: func.QueueMessage) -> None:
     """Messages that exhausted their deliveries or attempts -> Poisoned + outcome. Never throws."""
-    await poison.handle_poison_message(await runtime(), msg.get_body().decode("utf-8", "replace"))
+    body = msg.get_body().decode("utf-8", "replace")
+    await poison.handle_poison_message(await runtime(), body, msg.insertion_time)
 
 
 @app.function_name("maintenance")

@@ -32,6 +32,7 @@ async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
     text = await ctx.files.read_text(ctx.settings.documents_container, str(subject))
     await ctx.report_progress(20, "document read")
     analysis = ANALYZER.analyze(text, kind)
+    await ctx.report_progress(70, "analysis done")  # also where a cancel request takes effect
     output = f"{subject}/{kind}.json"
     await ctx.files.write_json(ctx.settings.analysis_container, output, {
         "documentId": str(subject), "analysisType": kind, "analyzer": ANALYZER.name,

@@ -64,6 +64,7 @@ def metadata(message: EmailMessage, size: int) -> dict[str, Any]:
 async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     subject = ctx.contract.subject_id
     raw = await ctx.files.read_bytes(ctx.settings.mail_container, f"{subject}.eml")
+    await ctx.report_progress(30, "message read")  # also where a cancel request takes effect
     message = BytesParser(policy=policy.default).parsebytes(raw)
     if not isinstance(message, EmailMessage) or not message["Message-ID"]:
         raise PermanentJobError(ErrorCode.SUBJECT_INVALID, "the e-mail has no Message-ID header")

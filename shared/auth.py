@@ -33,6 +33,7 @@ REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "tid", "oid"]
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
+# The permissions a token can carry (scp or roles); what each allows is shared/policy.py's business.
 SUBMIT, READ, ADMIN = "Jobs.Submit", "Jobs.Read", "Jobs.Admin"
 
 
@@ -86,7 +87,7 @@ class TokenValidator:
         for tenant in settings.auth_tenants:
             uri = override or f"https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"
             if uri not in by_uri:
-                by_uri[uri] = PyJWKClient(uri, cache_keys=True, lifespan=3600, timeout=10, cooldown_duration=30)
+                by_uri[uri] = PyJWKClient(uri, cache_keys=False, lifespan=3600, timeout=10, cooldown_duration=30)
             self._clients[tenant] = by_uri[uri]
 
     async def validate(self, authorization: str | None) -> Principal:
@@ -144,8 +145,3 @@ def _principal(claims: dict[str, Any], tenant: str) -> Principal:
 def _invalid(reason: str) -> JobsError:
     logger.info("token refused: %s", reason)
     return JobsError(ErrorCode.AUTH_TOKEN_INVALID)
-
-
-def require(principal: Principal, permission: str) -> None:
-    if not principal.has(permission) and not principal.has(ADMIN):
-        raise JobsError(ErrorCode.AUTH_PERMISSION_MISSING, f"this operation needs {permission}")

@@ -42,8 +42,14 @@ class JobContext(Generic[P]):
         return self._lease.record.attempt
 
     async def report_progress(self, percent: int, message: str | None = None) -> None:
-        """Record progress (0-100) on the status entity; this also renews the lease."""
+        """Record progress (0-100) on the status entity; this also renews the lease.
+
+        It is also a cancellation point: once a cancel was requested (seen when the write finds
+        the entity changed), it raises JobCancelled and the job ends Cancelled.
+        """
         await self._lease.renew(percent, message)
+        if self._lease.cancel_requested:
+            raise JobCancelled(str(self.contract.job_id))
 
     async def cancellation_requested(self) -> bool:
         """True once someone asked to cancel this job (re-reads the status entity)."""

@@ -20,7 +20,7 @@ from shared.auth import Principal
 from shared.contract import JobStatus
 from shared.errors import ErrorCode, JobsError
 from shared.job_index import JobIndex, decode_token, owner_partition, tenant_partition
-from shared.outcomes import emit_and_clear
+from shared.outcomes import emit_and_clear, emit_outcome
 from shared.policy import can_see, lists_tenant
 from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
@@ -79,17 +79,26 @@ def _redrive(record: JobRecord, now_changes: dict[str, object]) -> Transition:
 
 
 async def redrive(runtime: Runtime, record: JobRecord, principal: Principal) -> JobRecord:
+    """Failed/Poisoned -> Queued as run+1. The finished run's outcome is published first: its
+    event must never be lost to the new run (and is refused while still being handed over)."""
     def decide(current: JobRecord) -> Transition:
         if current.status not in (JobStatus.FAILED, JobStatus.POISONED):
             raise JobsError(ErrorCode.JOB_NOT_RETRYABLE, f"the job is {current.status.value}")
-        return _redrive(current, {"visible_at": runtime.clock(), "trace_parent": current_traceparent()})
+        if current.outcome_pending:
+            raise JobsError(ErrorCode.JOB_NOT_RETRYABLE, "its outcome is still being published; retry in a minute")
+        now = runtime.clock()
+        return _redrive(current, {"visible_at": now, "redriven_at": now, "trace_parent": current_traceparent()})
 
+    if record.is_terminal and not record.outcome_pending:
+        await emit_outcome(runtime.queues, record)  # at-least-once: a redelivery may still be owed it
     result = await runtime.store.transition(record.job_id, decide, current=record)
     if result.record is None:
         raise JobsError(ErrorCode.JOB_NOT_FOUND)
     queued = result.record
     index = JobIndex(runtime.store.table)
-    await asyncio.gather(runtime.queues.send_job(queued.contract(1)), index.mark_live(queued.job_id, principal.key))
+    owners = queued.submitters or (principal.key,)  # the quota counts against the job's owners
+    await asyncio.gather(runtime.queues.send_job(queued.contract(1)),
+                         *(index.mark_live(queued.job_id, owner) for owner in owners))
     job_logger(queued).info("re-driven as run %s", queued.run)
     return queued
 

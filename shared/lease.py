@@ -31,6 +31,7 @@ class Lease:
         self.seconds = seconds
         self.clock = clock
         self.lost = False
+        self.lost_event = asyncio.Event()  # set when the job is no longer ours: the handler must stop
         self._lock = asyncio.Lock()
 
     @property
@@ -44,11 +45,15 @@ class Lease:
     def _is_ours(self, fresh: JobRecord | None) -> bool:
         return fresh is not None and fresh.status is JobStatus.RUNNING and fresh.lease_owner == self.owner
 
+    def _lose(self) -> LeaseLost:
+        self.lost = True
+        self.lost_event.set()
+        return LeaseLost(str(self.record.job_id))
+
     async def _reread(self) -> JobRecord:
         fresh = await self.store.get(self.record.job_id)
         if fresh is None or not self._is_ours(fresh):
-            self.lost = True
-            raise LeaseLost(str(self.record.job_id))
+            raise self._lose()
         self.record = fresh
         return fresh
 
@@ -64,11 +69,13 @@ class Lease:
             if percent is not None:
                 changes["progress_percent"] = max(0, min(100, int(percent)))
                 changes["progress_message"] = (message or None) and message[:200]
-            try:
-                self.record = await self.store.update(self.record, **changes)
-            except ConcurrencyConflict:
-                fresh = await self._reread()
-                self.record = await self.store.update(fresh, **changes)
+            for _ in range(5):  # a cancel request or progress elsewhere changed the ETag: re-read, retry
+                try:
+                    self.record = await self.store.update(self.record, **changes)
+                    return
+                except ConcurrencyConflict:
+                    await self._reread()
+            raise self._lose()
 
     async def refresh(self) -> JobRecord:
         """Re-read the entity (to see a cancel request); LeaseLost if it is no longer ours."""
@@ -78,8 +85,13 @@ class Lease:
             return await self._reread()
 
     async def heartbeat(self) -> None:
-        """Renew every third of the lease until cancelled or lost. Errors are logged, not raised."""
-        interval = max(0.5, self.seconds / 3)
+        """Renew every third of the lease until cancelled or lost.
+
+        A renewal that fails (storage trouble) is retried at the next beat; once the lease has run
+        out without a successful renewal, another worker may already have taken the job over, so
+        the lease counts as lost and the handler is stopped: two runs of a job never overlap.
+        """
+        interval = max(0.2, self.seconds / 3)
         while not self.lost:
             await asyncio.sleep(interval)
             try:
@@ -89,3 +101,8 @@ class Lease:
                 return
             except Exception:
                 logger.exception("lease renewal failed for job %s; will retry", self.record.job_id)
+                expires = self.record.lease_expires_at
+                if expires is not None and self.clock() >= expires:
+                    self._lose()
+                    logger.warning("lease of job %s expired without renewal; stopping", self.record.job_id)
+                    return

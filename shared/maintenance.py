@@ -17,12 +17,14 @@ the jobs table. Retention keeps that table bounded; see docs/operations.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shared.contract import JobStatus
 from shared.errors import ErrorCode
+from shared.job_index import JobIndex
 from shared.outcomes import emit_and_clear
 from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
@@ -65,15 +67,23 @@ async def _requeue_stranded(runtime: Runtime, report: SweepReport) -> None:
             bumped = await runtime.store.update(record, visible_at=now, updated_at=now)
         except ConcurrencyConflict:
             continue  # it moved on (claimed, cancelled): not stranded
-        await runtime.queues.send_job(bumped.contract(bumped.attempt + 1))
+        index = JobIndex(runtime.store.table)
+        # A crash right after the insert also skipped the list index: rewrite it (idempotent).
+        await asyncio.gather(runtime.queues.send_job(bumped.contract(bumped.attempt + 1)),
+                             *(index.add(bumped, owner) for owner in bumped.submitters))
         job_logger(record).warning("re-enqueued a stranded Queued job")
         report.requeued += 1
 
 
-def _take_over(record: JobRecord, now_ok: bool) -> Transition | None:
+def _take_over(record: JobRecord, now_ok: bool, now: datetime) -> Transition | None:
     if record.status is not JobStatus.RUNNING or now_ok:
         return None
     note = f"lease of attempt {record.attempt} expired"
+    if record.cancel_requested:  # it was asked to stop: do not run it again
+        return Transition(JobStatus.CANCELLED, "CancelRequested", {
+            "outcome_code": ErrorCode.CANCELLED.code, "outcome_message": "cancelled on request",
+            "outcome_pending": True,
+        }, note)
     if record.attempt >= record.max_attempts:
         return Transition(JobStatus.POISONED, ErrorCode.LEASE_EXPIRED.code, {
             "outcome_code": ErrorCode.MAX_ATTEMPTS_EXCEEDED.code,
@@ -82,6 +92,7 @@ def _take_over(record: JobRecord, now_ok: bool) -> Transition | None:
         }, note)
     return Transition(JobStatus.QUEUED, ErrorCode.LEASE_EXPIRED.code, {
         "lease_owner": None, "lease_expires_at": None, "last_error_code": ErrorCode.LEASE_EXPIRED.code,
+        "visible_at": now,
     }, note)
 
 
@@ -93,7 +104,7 @@ async def _take_over_expired(runtime: Runtime, report: SweepReport) -> None:
     )
     async for record in records:
         result = await runtime.store.transition(
-            record.job_id, lambda r: _take_over(r, r.lease_is_live(runtime.clock())), current=record
+            record.job_id, lambda r: _take_over(r, r.lease_is_live(runtime.clock()), runtime.clock()), current=record
         )
         final = result.record
         if not result.applied or final is None:
@@ -101,7 +112,6 @@ async def _take_over_expired(runtime: Runtime, report: SweepReport) -> None:
         report.taken_over += 1
         job_logger(final).warning("took over a job whose lease expired: now %s", final.status.value)
         if final.status is JobStatus.QUEUED:
-            final = await runtime.store.update(final, visible_at=runtime.clock())
             await runtime.queues.send_job(final.contract(final.attempt + 1))
         else:
             await emit_and_clear(runtime.store, runtime.queues, final)
@@ -126,5 +136,6 @@ async def _purge_expired(runtime: Runtime, report: SweepReport) -> None:
     )
     async for record in records:
         if record.is_terminal and not record.outcome_pending:
+            await JobIndex(runtime.store.table).remove(record)  # its list rows first: no dangling ids
             await runtime.store.delete_job(record.job_id)
             report.purged += 1

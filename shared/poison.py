@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from shared.contract import JobContract, JobStatus
 from shared.errors import ErrorCode
-from shared.outcomes import emit_and_clear
+from shared.outcomes import emit_and_clear, emit_outcome
 from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
 from shared.telemetry import JobLogger, job_dimensions, job_logger
@@ -47,14 +48,15 @@ def _job_id_of(body: str) -> uuid.UUID | None:
         return None
 
 
-async def handle_poison_message(runtime: Runtime, body: str) -> None:
+async def handle_poison_message(runtime: Runtime, body: str, inserted_at: datetime | None = None) -> None:
+    """``inserted_at``: when the message landed on the poison queue (the host's metadata)."""
     try:
-        await _handle(runtime, body)
+        await _handle(runtime, body, inserted_at)
     except Exception:
         logger.exception("poison message could not be settled now; maintenance will retry the job")
 
 
-async def _handle(runtime: Runtime, body: str) -> None:
+async def _handle(runtime: Runtime, body: str, inserted_at: datetime | None) -> None:
     try:
         contract: JobContract | None = JobContract.model_validate_json(body)
     except ValidationError:
@@ -66,7 +68,22 @@ async def _handle(runtime: Runtime, body: str) -> None:
     record = await runtime.store.get(contract.job_id) or await recreate_from_contract(runtime, contract, log)
     with job_span(f"poison {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
                   attributes=job_dimensions(contract)):
-        await _poison(runtime, contract, record, log)
+        if record.is_terminal:
+            await _resend_outcome(runtime, record, log)
+        elif record.redriven_at and inserted_at and record.redriven_at > inserted_at:
+            log.info("poison copy predates the job's re-drive; leaving the new run alone")
+        else:
+            await _poison(runtime, contract, record, log)
+
+
+async def _resend_outcome(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
+    """A terminal job's message ended here: its outcome may be what failed, so send it (again).
+    The eventId is deterministic, so consumers see a repeat as the same event."""
+    if record.outcome_pending:
+        await emit_and_clear(runtime.store, runtime.queues, record)
+    else:
+        await emit_outcome(runtime.queues, record)
+    log.info("poison message of a finished job: its %s outcome was re-sent", record.status.value)
 
 
 async def _poison(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> None:

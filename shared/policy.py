@@ -14,11 +14,9 @@ from __future__ import annotations
 import uuid
 from enum import Enum
 
-from shared.auth import Principal
+from shared.auth import ADMIN, READ, SUBMIT, Principal
 from shared.errors import ErrorCode, JobsError
 from shared.status import JobRecord
-
-SUBMIT, READ, ADMIN = "Jobs.Submit", "Jobs.Read", "Jobs.Admin"
 
 
 class Action(Enum):

@@ -74,6 +74,7 @@ class JobRecord:
     terminal_at: datetime | None = None
     outcome_pending: bool = False
     trace_parent: str | None = None  # W3C traceparent of the submit (or re-drive) request
+    redriven_at: datetime | None = None  # when the current run began by re-drive (older poison copies are stale)
     etag: str = field(default="", compare=False)
 
     @property

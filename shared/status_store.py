@@ -34,7 +34,8 @@ HISTORY_PREFIX = "h"
 MARKER_PREFIX = "once-"
 
 # JobRecord field -> entity property. Names are camelCase, as on the wire.
-_DATETIMES = ("created_at", "updated_at", "visible_at", "lease_expires_at", "started_at", "terminal_at")
+_DATETIMES = ("created_at", "updated_at", "visible_at", "lease_expires_at", "started_at", "terminal_at",
+              "redriven_at")
 _JSON = ("payload", "result")
 _UUIDS = ("job_id", "tenant_id", "subject_id", "correlation_id")
 
@@ -155,16 +156,6 @@ class StatusStore:
                 raise JobAlreadyExists(str(record.job_id)) from exc
             raise
         return replace(record, etag=parts[0]["etag"])
-
-    async def delete_created(self, record: JobRecord) -> None:
-        """Undo ``create`` (the entity unchanged since, and its first history row), atomically."""
-        first = history_to_entity(record.job_id, HistoryEntry(record.version, None, record.status, record.attempt,
-                                                              record.created_at, ""))
-        await self.table.submit_transaction([
-            ("delete", {"PartitionKey": str(record.job_id), "RowKey": STATUS_ROW},
-             {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}),
-            ("delete", {"PartitionKey": first["PartitionKey"], "RowKey": first["RowKey"]}),
-        ])
 
     async def get(self, job_id: uuid.UUID) -> JobRecord | None:
         try:

@@ -1,10 +1,10 @@
 """Submitting a job: validate, derive key and id, check the quota, write, index, send.
 
 1. Validate the payload against the job type; derive the idempotency key and the jobId.
-2. Concurrently: insert the Queued entity with its first history row (one transaction), and
-   count the principal's live index rows for the in-flight quota (one query; only at the cap
-   are they checked against their jobs, lazily dropping finished ones, before answering 429).
-3. Concurrently: index the job (owner and tenant partitions) and send the message.
+2. The in-flight quota: count the principal's live index rows (one query; only at the cap are
+   they checked against their jobs, lazily dropping finished ones, before answering 429).
+3. Insert the Queued entity with its first history row (one transaction).
+4. Concurrently: index the job (owner and tenant partitions) and send the message.
 Order matters for "no orphans": the entity is written before the message, so a crash leaves a
 Queued job without a message (maintenance re-sends it), never a message without a status.
 
@@ -80,27 +80,22 @@ def new_record(runtime: Runtime, principal: Principal, request: SubmitRequest, c
 async def submit(
     runtime: Runtime, principal: Principal, request: SubmitRequest, correlation_id: uuid.UUID
 ) -> Submission:
-    """Two sequential round trips: (quota query | insert), then (index rows | message send).
+    """Three sequential round trips: the quota query, the insert, then (index rows | message send).
 
-    The quota is checked alongside the insert rather than before it: over quota (rare), the
-    just-inserted entity is deleted again before any message exists, so no worker can see it.
-    A duplicate is never refused for quota: its insert conflicts and it is replayed.
+    A duplicate is never refused for quota: at the cap an existing job is replayed. The quota is
+    a guard against runaway callers, not a hard limit: concurrent submissions may pass it together.
     """
     record = new_record(runtime, principal, request, correlation_id)
     index = JobIndex(runtime.store.table)
-    within, created = await asyncio.gather(
-        _within_quota(runtime, index, principal), runtime.store.create(record), return_exceptions=True
-    )
-    if isinstance(created, JobAlreadyExists):
+    if not await _within_quota(runtime, index, principal):
+        if await runtime.store.get(record.job_id) is None:
+            raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {runtime.settings.max_inflight_per_principal} "
+                            "jobs in flight per caller", retry_after=QUOTA_RETRY_AFTER_SECONDS)
         return await _replay(runtime, index, principal, record)
-    if isinstance(created, BaseException):
-        raise created
-    if within is not True:
-        await runtime.store.delete_created(created)
-        if isinstance(within, BaseException):
-            raise within
-        raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {runtime.settings.max_inflight_per_principal} "
-                        "jobs in flight per caller", retry_after=QUOTA_RETRY_AFTER_SECONDS)
+    try:
+        created = await runtime.store.create(record)
+    except JobAlreadyExists:
+        return await _replay(runtime, index, principal, record)
     await asyncio.gather(index.add(created, principal.key), runtime.queues.send_job(created.contract(1)))
     return Submission(created, replayed=False)
 
@@ -124,6 +119,7 @@ async def _replay(runtime: Runtime, index: JobIndex, principal: Principal, attem
         if existing.payload_fingerprint != attempted.payload_fingerprint:
             raise JobsError(ErrorCode.IDEMPOTENCY_KEY_REUSED, f"idempotency key {attempted.idempotency_key!r}")
         if principal.key in existing.submitters:
+            await index.add(existing, principal.key)  # idempotent: repairs an index a crash left unwritten
             return Submission(existing, replayed=True)
         try:
             updated = await runtime.store.update(existing, submitters=(*existing.submitters, principal.key))

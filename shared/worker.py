@@ -21,6 +21,7 @@ Storage round trips for a processed job: read, claim, final transition, outcome 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -214,7 +215,7 @@ async def _run(runtime: Runtime, contract: JobContract, record: JobRecord, log: 
     heartbeat = asyncio.create_task(lease.heartbeat())
     started = asyncio.get_running_loop().time()
     try:
-        verdict = await _invoke(runtime, job_type, contract, lease, log)
+        verdict = await _invoke_while_leased(runtime, job_type, contract, lease, log)
     except LeaseLost:
         log.warning("lease lost while running; another worker owns the job now")
         return
@@ -224,6 +225,24 @@ async def _run(runtime: Runtime, contract: JobContract, record: JobRecord, log: 
     log.info("handler finished in %d ms: %s", elapsed_ms, verdict.transition.target.value,
              extra={"durationMs": elapsed_ms, "outcome": verdict.transition.target.value})
     await _finish(runtime, lease.record, verdict.transition, log, delay=verdict.retry_delay, owner=lease.owner)
+
+
+async def _invoke_while_leased(
+    runtime: Runtime, job_type: JobType[Any], contract: JobContract, lease: Lease, log: JobLogger
+) -> Verdict:
+    """Run the handler, but stop it the moment the lease is lost (so two runs never overlap)."""
+    handler = asyncio.create_task(_invoke(runtime, job_type, contract, lease, log))
+    lost = asyncio.create_task(lease.lost_event.wait())
+    try:
+        await asyncio.wait({handler, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
+    if not handler.done():
+        handler.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await handler
+        raise LeaseLost(str(contract.job_id))
+    return handler.result()
 
 
 async def _invoke(
@@ -256,6 +275,8 @@ async def _invoke(
 
 def _transient(runtime: Runtime, record: JobRecord, exc: Exception) -> Verdict:
     changes = {"last_error_code": ErrorCode.TRANSIENT_ERROR.code, "last_error_message": type(exc).__name__}
+    if record.cancel_requested:  # no point retrying work someone asked to stop
+        return Verdict(_cancelled())
     if record.attempt >= record.max_attempts:
         poisoned = _poisoned(record, f"{type(exc).__name__}")
         return Verdict(Transition(poisoned.target, poisoned.reason, {**poisoned.changes, **changes}, poisoned.message))
