@@ -17,7 +17,6 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlparse
 
-from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline import PipelineRequest
 from pydantic import Field
 
@@ -80,7 +79,9 @@ class RequestLog:
         return fault
 
     def fail_on(self, method: str, path_contains: str, times: int = 1) -> Fault:
-        fault = Fault(method, path_contains, lambda: ServiceRequestError("injected storage outage"), times=times)
+        """A storage failure on the matching requests. An OSError, not an azure-core error, so the
+        SDK's own retry policy (seconds of backoff per try) does not stretch the test."""
+        fault = Fault(method, path_contains, lambda: OSError("injected storage outage"), times=times)
         self.faults.append(fault)
         return fault
 
