@@ -2,21 +2,29 @@
 
 Subject: the UTF-8 text blob ``documents/{tenantId}/{subjectId}``. Output: one row per term in
 the index table, partition ``{tenantId}|doc-{subjectId}``, plus a ``~meta`` row holding the
-indexed rowVersion. Idempotent: rows are upserted, terms that left the document are deleted,
-and a job for an older rowVersion than the one indexed is skipped, so redeliveries and
-out-of-order versions never leave an older index behind.
+indexed rowVersion.
+
+Idempotent and order-proof: rows are upserted, terms that left the document are deleted, and a
+job for an older rowVersion than the one indexed is skipped. Jobs for different versions of one
+document may run at the same time, so the ``~meta`` row doubles as a per-document lock, taken
+and released with If-Match: a job that finds another version's live lock fails transiently and
+is retried later with backoff, so two versions never interleave their writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from typing import Literal
+from datetime import timedelta
+from typing import Any, Literal
 
 from pydantic import Field
 
 from jobs.text import term_counts
 from shared.context import JobContext
+from shared.contract import utc_now
 from shared.registry import JobType, Payload, ResultSummary
+from shared.tenant_data import RowChanged, TenantRows
 
 META_ROW = "~meta"  # '~' is not a word character, so no term can collide with it
 
@@ -26,40 +34,76 @@ class DocIndexPayload(Payload):
     action: Literal["index", "remove"]
 
 
+class DocumentBusy(Exception):
+    """Another version of this document is being indexed right now."""
+
+
 def idempotency_key(subject_id: uuid.UUID, payload: DocIndexPayload) -> str:
     return f"doc-{subject_id}-v{payload.row_version}"
 
 
+async def _lock(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: str) -> tuple[dict[str, Any], str]:
+    """Take the document's lock on ``~meta``; return the meta as it was and the lock's ETag."""
+    meta, etag = await rows.get_versioned(partition, META_ROW)
+    meta = meta or {"RowKey": META_ROW, "rowVersion": -1}
+    me, now = str(ctx.contract.job_id), utc_now()
+    holder, until = meta.get("lockedBy"), meta.get("lockedUntil")
+    if holder not in (None, me) and until is not None and until > now:
+        raise DocumentBusy(f"version lock held by job {holder}")
+    if int(meta.get("rowVersion", -1)) > ctx.payload.row_version:
+        return meta, ""  # a newer version is indexed: nothing to lock, nothing to do
+    locked = {**meta, "lockedBy": me, "lockedUntil": now + timedelta(seconds=ctx.settings.lease_seconds)}
+    try:
+        return meta, await rows.put_if(partition, locked, etag)
+    except RowChanged as exc:
+        raise DocumentBusy("the document's index changed while locking it") from exc
+
+
 async def handle(ctx: JobContext[DocIndexPayload]) -> ResultSummary:
     subject, version = ctx.contract.subject_id, ctx.payload.row_version
-    partition = f"doc-{subject}"
-    rows = ctx.index_rows
-    meta = await rows.get(partition, META_ROW)
-    if meta is not None and int(meta.get("rowVersion", -1)) > version:
+    partition, rows = f"doc-{subject}", ctx.index_rows
+    meta, lock = await _lock(ctx, rows, partition)
+    if not lock:
         ctx.logger.info("index holds v%s, newer than v%s: skipping", meta["rowVersion"], version)
         return {"action": ctx.payload.action, "rowVersion": version, "skipped": "newer version indexed",
                 "indexedVersion": int(meta["rowVersion"])}
+    try:
+        return await _index(ctx, rows, partition, lock)
+    except Exception:
+        # Failed, cancelled or retrying: give the lock back at once (best effort; it also expires).
+        with contextlib.suppress(Exception):
+            await rows.put_if(partition, {k: v for k, v in meta.items() if k not in ("lockedBy", "lockedUntil")},
+                              lock)
+        raise
+
+
+async def _index(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: str, lock: str) -> ResultSummary:
+    subject, version = ctx.contract.subject_id, ctx.payload.row_version
     existing = {key for key in await rows.keys(partition) if key != META_ROW}
     if ctx.payload.action == "remove":
         removed = await rows.delete(partition, sorted(existing))
-        await rows.upsert(partition, [{"RowKey": META_ROW, "rowVersion": version, "removed": True, "terms": 0}])
+        await _release(rows, partition, lock, {"rowVersion": version, "removed": True, "terms": 0})
         return {"action": "remove", "rowVersion": version, "removedTerms": removed}
     text = await ctx.files.read_text(ctx.settings.documents_container, str(subject))
     counts = term_counts(text)
     await ctx.report_progress(30, "document read")
-    await ctx.raise_if_cancelled()
     written = await rows.upsert(
         partition, ({"RowKey": term, "count": n, "rowVersion": version} for term, n in sorted(counts.items()))
     )
     await ctx.report_progress(80, "terms written")
-    stale = sorted(existing - counts.keys())
-    removed = await rows.delete(partition, stale)
-    await rows.upsert(partition, [{
-        "RowKey": META_ROW, "rowVersion": version, "removed": False,
-        "terms": len(counts), "words": sum(counts.values()),
-    }])
+    removed = await rows.delete(partition, sorted(existing - counts.keys()))
+    await _release(rows, partition, lock, {"rowVersion": version, "removed": False, "terms": len(counts),
+                                           "words": sum(counts.values())})
     return {"action": "index", "rowVersion": version, "terms": written, "words": sum(counts.values()),
             "removedTerms": removed}
+
+
+async def _release(rows: TenantRows, partition: str, lock: str, meta: dict[str, Any]) -> None:
+    """Record the indexed version and drop the lock, only if the lock is still ours."""
+    try:
+        await rows.put_if(partition, {"RowKey": META_ROW, **meta}, lock)
+    except RowChanged as exc:  # our lock expired and another version took over: let it finish first
+        raise DocumentBusy("lost the document's lock while indexing") from exc
 
 
 JOB_TYPE: JobType[DocIndexPayload] = JobType(

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 from azure.storage.blob import ContentSettings
@@ -71,6 +72,10 @@ class TenantFiles:
         return bool(await blob.exists())
 
 
+class RowChanged(Exception):
+    """A conditional row write found the row changed (or present) since it was read."""
+
+
 class TenantRows:
     """Rows of one tenant in one table, grouped in partitions the tenant cannot escape."""
 
@@ -109,6 +114,28 @@ class TenantRows:
             return dict(await self._table.get_entity(self.partition(partition), row_key))
         except ResourceNotFoundError:
             return None
+
+    async def get_versioned(self, partition: str, row_key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The row and its ETag (None, None when absent), for a later ``put_if``."""
+        try:
+            entity = await self._table.get_entity(self.partition(partition), row_key)
+        except ResourceNotFoundError:
+            return None, None
+        return dict(entity), entity.metadata.get("etag")
+
+    async def put_if(self, partition: str, row: Mapping[str, Any], etag: str | None) -> str:
+        """Write a row only if it is unchanged since read (or, with no ETag, only if it is absent).
+        Raises RowChanged otherwise; returns the new ETag."""
+        entity = {**row, "PartitionKey": self.partition(partition)}
+        try:
+            if etag is None:
+                metadata = await self._table.create_entity(entity)
+            else:
+                metadata = await self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise RowChanged(str(row.get("RowKey"))) from exc
+        return str(metadata.get("etag"))
 
     async def delete(self, partition: str, row_keys: Iterable[str]) -> int:
         pk = self.partition(partition)

@@ -120,3 +120,24 @@ async def test_a_duplicate_at_the_quota_is_replayed_not_refused(azurite: Azurite
         assert await runtime.store.get(first.record.job_id) is not None
     finally:
         await runtime.close()
+
+
+async def test_concurrent_doc_index_versions_end_with_the_newest_index(runtime: Runtime) -> None:
+    from tests.engine.helpers import upload  # noqa: PLC0415
+
+    for round_ in range(3):
+        subject = uuid.uuid4()
+        await upload(runtime, runtime.settings.documents_container, str(subject), b"alpha beta gamma delta")
+        jobs = [await submit_job(runtime, "doc-index", {"rowVersion": v, "action": "index"}, subject)
+                for v in (1, 2)]
+        bodies = [await _take(runtime) for _ in jobs]
+        await asyncio.gather(*(handle_job_message(runtime, b, 1) for b in bodies))  # both versions at once
+        for job in jobs:
+            assert (await run_until_settled(runtime, job.record.job_id, timeout=30)).status is JobStatus.COMPLETED
+        rows = runtime.index_rows(uuid.UUID(str(jobs[0].record.tenant_id)))
+        meta = await rows.get(f"doc-{subject}", "~meta")
+        assert meta is not None and meta["rowVersion"] == 2 and meta.get("lockedBy") is None, (round_, meta)
+        terms = {k: (await rows.get(f"doc-{subject}", k) or {}).get("rowVersion")
+                 for k in await rows.keys(f"doc-{subject}") if k != "~meta"}
+        assert set(terms) == {"alpha", "beta", "gamma", "delta"}
+        assert set(terms.values()) == {2}, terms  # no row of v1 written after v2's
