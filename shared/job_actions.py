@@ -16,6 +16,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from shared import terminal
 from shared.auth import Principal
 from shared.contract import JobStatus
 from shared.errors import ErrorCode, JobsError
@@ -38,13 +39,6 @@ class Cancellation:
     immediate: bool  # True: Cancelled now; False: requested, the running handler will see it
 
 
-def _cancelled_now() -> Transition:
-    return Transition(JobStatus.CANCELLED, "CancelledOnRequest", {
-        "outcome_code": ErrorCode.CANCELLED.code, "outcome_message": "cancelled on request",
-        "outcome_pending": True,
-    })
-
-
 async def cancel(runtime: Runtime, record: JobRecord) -> Cancellation:
     current: JobRecord | None = record
     for _ in range(MAX_ROUNDS):
@@ -56,7 +50,8 @@ async def cancel(runtime: Runtime, record: JobRecord) -> Cancellation:
             raise JobsError(ErrorCode.JOB_ALREADY_TERMINAL, f"the job is {current.status.value}")
         try:
             if current.status is JobStatus.QUEUED:
-                done = await runtime.store.apply(current, _cancelled_now())
+                now_cancelled = terminal.cancelled(via_message=False, reason="CancelledOnRequest")
+                done = await runtime.store.apply(current, now_cancelled)
                 job_logger(done).info("cancelled while queued")
                 return Cancellation(await emit_and_clear(runtime.store, runtime.queues, done), immediate=True)
             if current.cancel_requested:

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared import terminal
 from shared.contract import JobStatus
 from shared.errors import ErrorCode
 from shared.job_index import JobIndex
@@ -80,16 +81,11 @@ def _take_over(record: JobRecord, now_ok: bool, now: datetime) -> Transition | N
         return None
     note = f"lease of attempt {record.attempt} expired"
     if record.cancel_requested:  # it was asked to stop: do not run it again
-        return Transition(JobStatus.CANCELLED, "CancelRequested", {
-            "outcome_code": ErrorCode.CANCELLED.code, "outcome_message": "cancelled on request",
-            "outcome_pending": True,
-        }, note)
+        return terminal.cancelled(via_message=False, note=note)
     if record.attempt >= record.max_attempts:
-        return Transition(JobStatus.POISONED, ErrorCode.LEASE_EXPIRED.code, {
-            "outcome_code": ErrorCode.MAX_ATTEMPTS_EXCEEDED.code,
-            "outcome_message": f"{note}; it was the last of {record.max_attempts} attempts",
-            "outcome_pending": True, "last_error_code": ErrorCode.LEASE_EXPIRED.code,
-        }, note)
+        return terminal.poisoned(
+            record, ErrorCode.MAX_ATTEMPTS_EXCEEDED, f"{note}; it was the last of {record.max_attempts} attempts",
+            reason=ErrorCode.LEASE_EXPIRED.code, extra={"last_error_code": ErrorCode.LEASE_EXPIRED.code})
     return Transition(JobStatus.QUEUED, ErrorCode.LEASE_EXPIRED.code, {
         "lease_owner": None, "lease_expires_at": None, "last_error_code": ErrorCode.LEASE_EXPIRED.code,
         "visible_at": now,

@@ -1,12 +1,8 @@
 """JobOutcome events: built from the terminal status record, sent to ``job-outcomes``.
 
 The eventId is deterministic (job, run, outcome), so a re-sent event is recognisably the same
-one; consumers dedupe by eventId. Delivery is at-least-once:
-- the worker sends after its terminal transition and before its queue message is deleted, so a
-  failed or crashed send makes the message come back, and the worker re-sends for a terminal job;
-- paths without a message to fall back on (poison, maintenance) mark the record
-  ``outcomePending`` in the terminal transition and clear it after sending; maintenance
-  re-sends whatever stayed pending.
+one; consumers dedupe by eventId. Delivery is at least once; who owes each event, and when it is
+marked ``outcomePending``, is stated once, in shared/terminal.py.
 """
 
 from __future__ import annotations

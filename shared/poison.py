@@ -17,6 +17,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from shared import terminal
 from shared.contract import JobContract, JobStatus
 from shared.errors import ErrorCode
 from shared.outcomes import emit_and_clear, emit_outcome
@@ -30,13 +31,7 @@ logger = logging.getLogger("jobs.poison")
 
 
 def _poisoned(record: JobRecord, code: ErrorCode, why: str) -> Transition | None:
-    if record.is_terminal:
-        return None
-    last = f"; last error: {record.last_error_code}" if record.last_error_code else ""
-    message = f"{why}{last}"
-    return Transition(JobStatus.POISONED, code.code, {
-        "outcome_code": code.code, "outcome_message": message, "outcome_pending": True,
-    }, message)
+    return None if record.is_terminal else terminal.poisoned(record, code, why)
 
 
 def _job_id_of(body: str) -> uuid.UUID | None:

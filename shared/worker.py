@@ -32,14 +32,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared import terminal
 from shared.context import JobContext
-from shared.contract import JobContract, JobStatus, canonical_json, payload_fingerprint
+from shared.contract import JobContract, JobStatus, payload_fingerprint
 from shared.errors import ErrorCode, JobCancelled, PermanentJobError
 from shared.lease import Lease, LeaseLost
 from shared.outcomes import emit_and_clear, emit_outcome
 from shared.registry import JobType
 from shared.runtime import Runtime
-from shared.status import RESULT_SUMMARY_LIMIT, JobRecord, Transition
+from shared.status import JobRecord, Transition
 from shared.status_store import ConcurrencyConflict, JobAlreadyExists
 from shared.telemetry import JobLogger, job_dimensions, job_logger, with_dims
 from shared.tracing import SpanKind, job_span
@@ -163,9 +164,9 @@ async def _settle_unclaimed(runtime: Runtime, decision: Delivery, record: JobRec
         else:
             await emit_outcome(runtime.queues, record)
     elif decision is Delivery.CANCEL:
-        await _finish(runtime, record, _cancelled(), log)
+        await _finish(runtime, record, terminal.cancelled(via_message=True), log)
     elif decision is Delivery.EXHAUSTED:
-        await _finish(runtime, record, _poisoned(record, "no attempt left"), log)
+        await _finish(runtime, record, _exhausted(record, "no attempt left"), log)
     else:
         log.info("acknowledging without work: %s", decision.name.lower())
 
@@ -176,36 +177,10 @@ class Verdict:
     retry_delay: float | None = None  # set when the verdict is a scheduled retry
 
 
-def _completed(summary: dict[str, Any]) -> Transition:
-    if len(canonical_json(summary).encode()) > RESULT_SUMMARY_LIMIT:
-        summary = {"summaryOmitted": True, "reason": f"summary larger than {RESULT_SUMMARY_LIMIT} bytes"}
-    return Transition(JobStatus.COMPLETED, "Completed", {
-        "result": summary, "outcome_code": ErrorCode.COMPLETED.code, "outcome_message": None,
-        "progress_percent": 100, "outcome_pending": False,
-    })
-
-
-def _failed(code: str, message: str) -> Transition:
-    return Transition(JobStatus.FAILED, code, {
-        "outcome_code": code, "outcome_message": message[:500], "outcome_pending": False,
-    }, message[:500])
-
-
-def _cancelled() -> Transition:
-    return Transition(JobStatus.CANCELLED, "CancelRequested", {
-        "outcome_code": ErrorCode.CANCELLED.code, "outcome_message": "cancelled on request",
-        "outcome_pending": False,
-    })
-
-
-def _poisoned(record: JobRecord, why: str) -> Transition:
-    last = f"; last error: {record.last_error_code}" if record.last_error_code else ""
-    message = f"{why} after {record.attempt} of {record.max_attempts} attempts{last}"
-    # Pending: the poison function sends this outcome (the poison queue message is its outbox).
-    return Transition(JobStatus.POISONED, ErrorCode.MAX_ATTEMPTS_EXCEEDED.code, {
-        "outcome_code": ErrorCode.MAX_ATTEMPTS_EXCEEDED.code, "outcome_message": message,
-        "outcome_pending": True,
-    }, message)
+def _exhausted(record: JobRecord, why: str, changes: dict[str, Any] | None = None) -> Transition:
+    """No attempt left: Poisoned, its event handed to the poison function via the poison queue."""
+    return terminal.poisoned(record, ErrorCode.MAX_ATTEMPTS_EXCEEDED,
+                             f"{why} after {record.attempt} of {record.max_attempts} attempts", extra=changes)
 
 
 async def _run(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> None:
@@ -252,7 +227,7 @@ async def _invoke(
     try:
         payload = job_type.parse_payload(record.payload)
     except ValidationError as exc:
-        return Verdict(_failed(ErrorCode.PAYLOAD_INVALID.code, f"payload invalid ({exc.error_count()} errors)"))
+        return Verdict(terminal.failed(ErrorCode.PAYLOAD_INVALID.code, f"payload invalid ({exc.error_count()} errors)"))
     context: JobContext[Any] = JobContext(
         contract=record.contract(record.attempt), payload=payload, logger=log,
         files=runtime.files(record.tenant_id), index_rows=runtime.index_rows(record.tenant_id),
@@ -260,12 +235,12 @@ async def _invoke(
     )
     try:
         summary = await job_type.handler(context)
-        return Verdict(_completed(dict(summary)))
+        return Verdict(terminal.completed(dict(summary)))
     except PermanentJobError as exc:
         log.warning("permanent failure %s: %s", exc.code.code, exc.message)
-        return Verdict(_failed(exc.code.code, exc.message))
+        return Verdict(terminal.failed(exc.code.code, exc.message))
     except JobCancelled:
-        return Verdict(_cancelled())
+        return Verdict(terminal.cancelled(via_message=True))
     except LeaseLost:
         raise
     except Exception as exc:  # transient by definition: anything not declared permanent
@@ -276,10 +251,9 @@ async def _invoke(
 def _transient(runtime: Runtime, record: JobRecord, exc: Exception) -> Verdict:
     changes = {"last_error_code": ErrorCode.TRANSIENT_ERROR.code, "last_error_message": type(exc).__name__}
     if record.cancel_requested:  # no point retrying work someone asked to stop
-        return Verdict(_cancelled())
+        return Verdict(terminal.cancelled(via_message=True))
     if record.attempt >= record.max_attempts:
-        poisoned = _poisoned(record, f"{type(exc).__name__}")
-        return Verdict(Transition(poisoned.target, poisoned.reason, {**poisoned.changes, **changes}, poisoned.message))
+        return Verdict(_exhausted(record, type(exc).__name__, changes))
     delay = retry_delay(runtime.settings.retry_base_seconds, runtime.settings.retry_max_seconds, record.attempt)
     now = runtime.clock()
     retry = Transition(JobStatus.QUEUED, ErrorCode.TRANSIENT_ERROR.code, {
