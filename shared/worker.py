@@ -98,7 +98,7 @@ async def handle_job_message(runtime: Runtime, body: str, dequeue_count: int | N
     with job_span(f"run {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
                   attributes=job_dimensions(contract)):
         log.info("delivery of attempt %s (dequeue count %s)", contract.attempt, dequeue_count)
-        claimed = await _claim(runtime, contract, record, log)
+        claimed = await _claim(runtime, contract, record, log, dequeue_count or 1)
         if claimed is not None:
             wait_ms = max(0, int((claimed.updated_at - record.visible_at).total_seconds() * 1000))
             log = with_dims(log, attempt=claimed.attempt)
@@ -128,7 +128,9 @@ async def recreate_from_contract(runtime: Runtime, contract: JobContract, log: J
         return existing
 
 
-async def _claim(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> JobRecord | None:
+async def _claim(
+    runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger, dequeue_count: int = 1
+) -> JobRecord | None:
     """Decide what this delivery means; return the claimed record when it is ours to run."""
     current: JobRecord | None = record
     for _ in range(8):
@@ -151,13 +153,17 @@ async def _claim(runtime: Runtime, contract: JobContract, record: JobRecord, log
                 log.info("lost the claim race; re-reading")
                 current = None
                 continue
-        await _settle_unclaimed(runtime, decision, current, log)
+        await _settle_unclaimed(runtime, decision, current, log, dequeue_count)
         return None
     raise ConcurrencyConflict(f"job {contract.job_id}: could not settle the delivery")
 
 
-async def _settle_unclaimed(runtime: Runtime, decision: Delivery, record: JobRecord, log: JobLogger) -> None:
-    if decision is Delivery.TERMINAL:
+async def _settle_unclaimed(
+    runtime: Runtime, decision: Delivery, record: JobRecord, log: JobLogger, dequeue_count: int
+) -> None:
+    if decision is Delivery.OWNED and dequeue_count > 1:
+        await _watch_owner(runtime, record, log)
+    elif decision is Delivery.TERMINAL:
         log.info("job already %s; re-sending its outcome", record.status.value)
         if record.outcome_pending:
             await emit_and_clear(runtime.store, runtime.queues, record)
@@ -169,6 +175,18 @@ async def _settle_unclaimed(runtime: Runtime, decision: Delivery, record: JobRec
         await _finish(runtime, record, _exhausted(record, "no attempt left"), log)
     else:
         log.info("acknowledging without work: %s", decision.name.lower())
+
+
+async def _watch_owner(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
+    """A message that comes back while another worker's lease is live most likely outlived a
+    worker that crashed (the host redelivers only what was not deleted). Dropping it would leave
+    the job to maintenance; instead leave a copy that becomes visible just after the lease ends:
+    if the owner is alive by then, the copy finds the job renewed or finished and is acknowledged;
+    if not, it takes the job over at once."""
+    expires = record.lease_expires_at or runtime.clock()
+    delay = max(1.0, (expires - runtime.clock()).total_seconds() + 1)
+    await runtime.queues.send_job(record.contract(record.attempt), delay)
+    log.info("redelivered while leased; a copy will look again in %.0f s", delay)
 
 
 @dataclass(frozen=True)

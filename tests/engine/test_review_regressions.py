@@ -123,7 +123,7 @@ async def test_a_duplicate_at_the_quota_is_replayed_not_refused(azurite: Azurite
 
 
 async def test_concurrent_doc_index_versions_end_with_the_newest_index(runtime: Runtime) -> None:
-    from tests.engine.helpers import upload  # noqa: PLC0415
+    from tests.engine.helpers import upload
 
     for round_ in range(3):
         subject = uuid.uuid4()
@@ -141,3 +141,26 @@ async def test_concurrent_doc_index_versions_end_with_the_newest_index(runtime: 
                  for k in await rows.keys(f"doc-{subject}") if k != "~meta"}
         assert set(terms) == {"alpha", "beta", "gamma", "delta"}
         assert set(terms.values()) == {2}, terms  # no row of v1 written after v2's
+
+
+async def test_a_message_redelivered_during_a_dead_workers_lease_takes_over_when_it_ends(
+        azurite: Azurite, request_log: RequestLog) -> None:
+    """The worker dies mid-run; its message comes back while the lease is still live. The
+    delivery leaves a copy timed for the lease's end, which takes the job over: no wait for
+    maintenance (before the fix the message was dropped and the job waited for the sweep)."""
+    from tests.support import deliver_once
+
+    runtime = await make_runtime(make_settings(azurite.connection_string, JOBS_LEASE_SECONDS="4"), request_log)
+    try:
+        sub = await submit_job(runtime, "probe", {"tag": "dead-owner", "sleep": 0.15})
+        request_log.crash_on("GET", f"/{runtime.settings.jobs_table}", after=1)  # dies inside the handler
+        assert [d.crashed for d in await deliver_once(runtime, visibility=1)] == [True]
+        await asyncio.sleep(1.2)
+        again = await deliver_once(runtime)  # the same message, dequeue count 2, lease still live
+        assert [d.dequeue_count for d in again] == [2]
+        record = await runtime.store.get(sub.record.job_id)
+        assert record is not None and record.status is JobStatus.RUNNING  # left alone, copy scheduled
+        final = await run_until_settled(runtime, sub.record.job_id, timeout=20)  # no maintenance sweep
+        assert final.status is JobStatus.COMPLETED and final.attempt == 2
+    finally:
+        await runtime.close()
