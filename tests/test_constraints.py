@@ -213,6 +213,8 @@ async def test_must_use_stable_error_codes_in_outcomes(runtime: Runtime) -> None
     docs = (ROOT / "docs" / "errors.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", docs, re.MULTILINE))
     assert catalogue == set(ErrorCode.__members__) == documented
+    statuses = dict(re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", docs, re.MULTILINE))
+    assert statuses == {c.code: str(c.status) for c in ErrorCode if c.status is not None}  # the HTTP column too
 
 
 # ---- MUST NOT -------------------------------------------------------------------------------

@@ -48,12 +48,17 @@ async def test_random_requests_never_produce_a_server_error(api: Api) -> None:
     loop = asyncio.get_running_loop()
     valid = api.token()
     failures: list[Any] = []
+    real = await api.call("POST", "/api/jobs", {"jobType": "probe", "subjectId": str(uuid.uuid4()),
+                                                "payload": {"tag": "fuzz-target"}})
+    known_ids = [real.body["jobId"]]  # status, cancel and retry also meet a job that exists, not only 404s
 
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    @given(route=ROUTES, body=BODIES, headers=HEADERS, token=TOKENS, raw=st.booleans(), query=st.text(max_size=30))
-    def check(route: tuple[str, str], body: Any, headers: dict[str, str], token: str, raw: bool, query: str) -> None:
+    @given(route=ROUTES, body=BODIES, headers=HEADERS, token=TOKENS, raw=st.booleans(), query=st.text(max_size=30),
+           existing=st.booleans())
+    def check(route: tuple[str, str], body: Any, headers: dict[str, str], token: str, raw: bool, query: str,
+              existing: bool) -> None:
         method, template = route
-        path = template.replace("{id}", str(uuid.uuid4()))
+        path = template.replace("{id}", known_ids[0] if existing else str(uuid.uuid4()))
         if method == "GET" and template == "/api/jobs" and query:
             path += "?" + query.replace("#", "")
         data = json.dumps(body).encode() if not raw else str(body).encode()

@@ -115,8 +115,8 @@ async def test_04_a_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown(
         forged = issuer.mint(tenant=TENANT, audience=AUDIENCE, oid=str(uuid.uuid4()), headers={"kid": uuid.uuid4().hex})
         with pytest.raises(JobsError):
             await validator.validate(f"Bearer {forged}")
-    assert time.monotonic() - started < 30  # all inside one cooldown window
-    assert handler.hits <= 2  # the first fetch, and at most one forced refresh per 30 s cooldown
+    windows = 1 + int((time.monotonic() - started) // 30)  # 30 s cooldown windows the flood spanned
+    assert handler.hits <= 1 + windows  # the first fetch, and at most one forced refresh per window
 
 
 @pytest.mark.parametrize("kid", ["../../x", "' OR 1=1 --", "k" * 10_000, "", "\u0000"])
