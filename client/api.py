@@ -12,14 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import ValidationError
 
-from client.errors import JobsApiError
+from client.errors import ConfigurationError, JobsApiError
 from client.models import Accepted, JobPage, JobStatus
 from client.polling import OnUpdate, PollPolicy, Sleep, wait_for_terminal
-from client.transport import HttpResponse, Transport, parse_retry_after, urllib_transport
+from client.transport import HttpResponse, Transport, is_loopback_host, parse_retry_after, urllib_transport
 
 TokenProvider = Callable[[], str]
 """Returns a bearer token (without the ``Bearer`` prefix); called before every authenticated request."""
@@ -34,6 +34,10 @@ class JobsClient:
         transport: Transport | None = None, poll_policy: PollPolicy | None = None, sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            # A bearer token must never cross the network in clear text: http only to this machine.
+            raise ConfigurationError(f"base URL must be https (http only on loopback): {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
         self.token_provider = token_provider

@@ -171,3 +171,15 @@ def test_health_and_openapi_send_no_token(fake_api: FakeApi) -> None:
     client = JobsClient(fake_api.url, lambda: pytest.fail("no token needed"))
     assert client.health() == {"status": "ok"} and client.openapi()["openapi"] == "3.1.0"
     assert all("authorization" not in r.headers for r in fake_api.requests)
+
+
+def test_the_client_refuses_plain_http_to_another_host() -> None:
+    import pytest
+
+    from client.api import JobsClient
+    from client.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        JobsClient("http://jobs.example.com", lambda: "token")
+    JobsClient("https://jobs.example.com", lambda: "token")
+    JobsClient("http://127.0.0.1:7071", lambda: "token")
