@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from azure.core.pipeline.transport import AioHttpTransport
@@ -179,18 +179,7 @@ class Bench:
         async def timed(items: Sequence[T], operation: Callable[[T], Awaitable[object]]) -> RunResult:
             return await run_bounded(items, operation, self.options.concurrency, self.counter, self.storage_cpu)
 
-        rnd = await self.new_round(jobs)
-        try:
-            for phase in PHASES:
-                if phase == "process":
-                    await self.collect_bodies(rnd, jobs)
-                for side in order:
-                    result = await self.run_side(rnd, phase, side, timed)
-                    if results is not None:
-                        results.speed.setdefault((phase, side), []).append(result)
-            await self.check_outcomes(rnd, jobs)
-        finally:
-            await self.close_round(rnd)
+        await self._round(jobs, order, timed, results.speed if results is not None else None)
 
     async def memory_round(self, jobs: int, order: Sequence[Side], results: Results | None) -> None:
         async def traced(items: Sequence[T], operation: Callable[[T], Awaitable[object]]) -> MemoryResult:
@@ -198,15 +187,19 @@ class Bench:
             return await measure_memory(items, operation, self.options.concurrency, counter=self.counter,
                                         storage_cpu=self.storage_cpu, after=EFFECTS.clear)
 
+        await self._round(jobs, order, traced, results.memory if results is not None else None)
+
+    async def _round(self, jobs: int, order: Sequence[Side], measure: Any, sink: dict[Any, list[Any]] | None) -> None:
+        """One repetition: fresh tables and queues, each phase for each side in ``order``."""
         rnd = await self.new_round(jobs)
         try:
             for phase in PHASES:
                 if phase == "process":
                     await self.collect_bodies(rnd, jobs)
                 for side in order:
-                    result = await self.run_side(rnd, phase, side, traced)
-                    if results is not None:
-                        results.memory.setdefault((phase, side), []).append(result)
+                    result = await self.run_side(rnd, phase, side, measure)
+                    if sink is not None:
+                        sink.setdefault((phase, side), []).append(result)
             await self.check_outcomes(rnd, jobs)
         finally:
             await self.close_round(rnd)
