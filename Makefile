@@ -14,4 +14,4 @@ lint:
 	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client function_app.py
 
 bench:    ## the app's submit and process paths vs a raw-SDK baseline (starts its own Azurite); prints ratios
-	scripts/bootstrap.sh && .venv/bin/python -m bench
+	scripts/bootstrap.sh && .venv/bin/python -m bench $(BENCH_ARGS)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 from azure.core.pipeline.transport import AioHttpTransport
@@ -189,7 +189,9 @@ class Bench:
 
         await self._round(jobs, order, traced, results.memory if results is not None else None)
 
-    async def _round(self, jobs: int, order: Sequence[Side], measure: Any, sink: dict[Any, list[Any]] | None) -> None:
+    async def _round(
+        self, jobs: int, order: Sequence[Side], measure: Runner[R], sink: dict[tuple[Phase, Side], list[R]] | None,
+    ) -> None:
         """One repetition: fresh tables and queues, each phase for each side in ``order``."""
         rnd = await self.new_round(jobs)
         try:

@@ -104,6 +104,9 @@ def start_azurite(
         "--blobHost", HOST, "--blobPort", str(ports[0]),
         "--queueHost", HOST, "--queuePort", str(ports[1]),
         "--tableHost", HOST, "--tablePort", str(ports[2]),
+        # Keep idle connections longer than the SDK clients' pools do (aiohttp: 15 s); with
+        # Azurite's 5 s default, a pooled connection can be reset under a non-retried $batch.
+        "--blobKeepAliveTimeout", "60", "--queueKeepAliveTimeout", "60", "--tableKeepAliveTimeout", "60",
     ]
     if location is None:
         args.append("--inMemoryPersistence")
