@@ -7,7 +7,6 @@ configuration does.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.errors import DevHostError
+from devhost.settings import read_json_object
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?$")
 MIN_POLLING_INTERVAL = 0.1
@@ -122,13 +122,5 @@ def parse_host_config(document: Mapping[str, Any]) -> HostConfig:
 
 def load_host_config(project_dir: Path) -> HostConfig:
     """Read ``host.json`` in the project folder (all defaults when it is missing)."""
-    path = project_dir / "host.json"
-    if not path.is_file():
-        return HostConfig()
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DevHostError(f"cannot read {path}: {error}") from error
-    if not isinstance(document, dict):
-        raise DevHostError(f"{path}: expected a JSON object")
-    return parse_host_config(document)
+    document = read_json_object(project_dir / "host.json")
+    return HostConfig() if document is None else parse_host_config(document)

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from devhost.azurite import connection_string
 from devhost.errors import DevHostError
@@ -23,16 +24,24 @@ DEVELOPMENT_STORAGE = "usedevelopmentstorage=true"
 DEVELOPMENT_PORTS = (10000, 10001, 10002)
 
 
-def read_settings_file(path: Path) -> dict[str, str]:
-    """Return the ``Values`` of a local.settings.json-style file ({} when it does not exist)."""
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding an object (None when the file does not exist); DevHostError otherwise."""
     if not path.is_file():
-        return {}
+        return None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DevHostError(f"cannot read {path}: {error}") from error
     if not isinstance(document, dict):
         raise DevHostError(f"{path}: expected a JSON object")
+    return document
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """Return the ``Values`` of a local.settings.json-style file ({} when it does not exist)."""
+    document = read_json_object(path)
+    if document is None:
+        return {}
     if document.get("IsEncrypted"):
         raise DevHostError(f"{path}: encrypted settings are not supported; set IsEncrypted to false")
     values = document.get("Values") or {}

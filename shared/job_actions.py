@@ -20,7 +20,7 @@ from shared import terminal
 from shared.auth import Principal
 from shared.contract import JobStatus
 from shared.errors import ErrorCode, JobsError
-from shared.job_index import JobIndex, decode_token, owner_partition, tenant_partition
+from shared.job_index import decode_token, owner_partition, tenant_partition
 from shared.outcomes import emit_and_clear, emit_outcome
 from shared.policy import can_see, lists_tenant
 from shared.runtime import Runtime
@@ -90,7 +90,7 @@ async def redrive(runtime: Runtime, record: JobRecord, principal: Principal) -> 
     if result.record is None:
         raise JobsError(ErrorCode.JOB_NOT_FOUND)
     queued = result.record
-    index = JobIndex(runtime.store.table)
+    index = runtime.index
     owners = queued.submitters or (principal.key,)  # the quota counts against the job's owners
     await asyncio.gather(runtime.queues.send_job(queued.contract(1)),
                          *(index.mark_live(queued.job_id, owner) for owner in owners))
@@ -112,7 +112,7 @@ async def list_jobs(runtime: Runtime, principal: Principal, query: ListQuery) ->
     partition = tenant_partition(principal.tenant_id) if lists_tenant(principal) else owner_partition(principal.key)
     wanted = (("jobType", query.job_type), ("subjectId", str(query.subject_id) if query.subject_id else None))
     filters = {name: value for name, value in wanted if value}
-    index = JobIndex(runtime.store.table)
+    index = runtime.index
     token = decode_token(query.continuation, partition)
     items: list[JobRecord] = []
     continuation: str | None = None

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from shared import terminal
 from shared.contract import JobStatus
 from shared.errors import ErrorCode
-from shared.job_index import JobIndex
 from shared.outcomes import emit_and_clear
 from shared.runtime import Runtime
 from shared.status import JobRecord, Transition
@@ -68,7 +67,7 @@ async def _requeue_stranded(runtime: Runtime, report: SweepReport) -> None:
             bumped = await runtime.store.update(record, visible_at=now, updated_at=now)
         except ConcurrencyConflict:
             continue  # it moved on (claimed, cancelled): not stranded
-        index = JobIndex(runtime.store.table)
+        index = runtime.index
         # A crash right after the insert also skipped the list index: rewrite it (idempotent).
         await asyncio.gather(runtime.queues.send_job(bumped.contract(bumped.attempt + 1)),
                              *(index.add(bumped, owner) for owner in bumped.submitters))
@@ -132,6 +131,6 @@ async def _purge_expired(runtime: Runtime, report: SweepReport) -> None:
     )
     async for record in records:
         if record.is_terminal and not record.outcome_pending:
-            await JobIndex(runtime.store.table).remove(record)  # its list rows first: no dangling ids
+            await runtime.index.remove(record)  # its list rows first: no dangling ids
             await runtime.store.delete_job(record.job_id)
             report.purged += 1

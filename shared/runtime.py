@@ -17,10 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables.aio import TableClient
 
 from shared.auth import TokenValidator
 from shared.config import Settings, load_settings
 from shared.contract import utc_now
+from shared.job_index import JobIndex
 from shared.queues import JobQueues
 from shared.registry import JobRegistry
 from shared.status_store import StatusStore
@@ -39,10 +41,14 @@ class Runtime:
     store: StatusStore = field(init=False)
     queues: JobQueues = field(init=False)
     validator: TokenValidator = field(init=False)
+    index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
+    _index_table: TableClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.validator = TokenValidator(self.settings)
+        self._index_table = self.clients.table(self.settings.index_table)
         self.store = StatusStore(self.clients.table(self.settings.jobs_table), self.clock)
+        self.index = JobIndex(self.store.table)
         self.queues = JobQueues(
             self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
         )
@@ -51,7 +57,7 @@ class Runtime:
         return TenantFiles(self.clients, tenant_id)
 
     def index_rows(self, tenant_id: uuid.UUID) -> TenantRows:
-        return TenantRows(self.clients.table(self.settings.index_table), tenant_id)
+        return TenantRows(self._index_table, tenant_id)
 
     async def ensure_resources(self) -> None:
         """Create what the app uses if missing; tolerate a lack of permission (infra creates it)."""

@@ -86,7 +86,7 @@ async def submit(
     a guard against runaway callers, not a hard limit: concurrent submissions may pass it together.
     """
     record = new_record(runtime, principal, request, correlation_id)
-    index = JobIndex(runtime.store.table)
+    index = runtime.index
     if not await _within_quota(runtime, index, principal):
         if await runtime.store.get(record.job_id) is None:
             raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {runtime.settings.max_inflight_per_principal} "
