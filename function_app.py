@@ -1,8 +1,8 @@
 """The function app: every trigger of the background-jobs system, each delegating to shared/.
 
 HTTP functions are anonymous at the Functions level on purpose: every route but health and the
-OpenAPI document validates the caller's Entra ID bearer token in code (shared/auth.py) and
-authorizes through shared/policy.py. Each route accepts any method and dispatches in code, so a
+OpenAPI document validates the caller's Entra ID bearer token in code (shared/api/tokens.py) and
+authorizes through shared/domain/access.py. Each route accepts any method and dispatches in code, so a
 wrong method gets the same problem+json 405 everywhere. There is no Durable Functions here.
 """
 
@@ -11,14 +11,15 @@ from __future__ import annotations
 import azure.functions as func
 
 from jobs import REGISTRY
-from shared import http_api, maintenance, poison, worker
-from shared.http_support import serve, serve_anonymous
-from shared.runtime import RuntimeProvider
-from shared.tracing import configure_telemetry
+from shared.api import routes as http_api
+from shared.api.request import serve, serve_anonymous
+from shared.engine import poison, sweep, worker
+from shared.engine.runtime import RuntimeProvider
+from shared.observability.traces import configure_telemetry
 
 configure_telemetry()  # Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set; otherwise nothing
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-runtime = RuntimeProvider(REGISTRY)  # storage clients: once per process, never per invocation
+runtime = RuntimeProvider(REGISTRY)  # settings checked now; storage clients once per process, never per invocation
 
 
 @app.function_name("jobs")
@@ -89,4 +90,4 @@ async def poison_job(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%JOBS_MAINTENANCE_SCHEDULE%", run_on_startup=False)
 async def maintenance_sweep(timer: func.TimerRequest) -> None:
     """Re-enqueue stranded jobs, take over expired leases, re-send outcomes, purge old jobs."""
-    await maintenance.sweep(await runtime())
+    await sweep.sweep(await runtime())

@@ -29,11 +29,13 @@ from bench.baseline import RawJobs, RawRequest
 from bench.harness import CallCounter, MemoryResult, ProcessCpu, RunResult, measure_memory, run_bounded
 from bench.report import PHASES, SIDES, Phase, Side, print_report
 from devhost.azurite import start_azurite
-from shared.auth import Principal
-from shared.runtime import Runtime
-from shared.storage import StorageClients
-from shared.submission import SubmitRequest, submit
-from shared.worker import handle_job_message
+from jobs.storage_names import ANALYSIS, DOC_INDEX, DOCUMENTS, MAIL
+from shared.domain.commands import SubmitJob
+from shared.domain.principal import Principal
+from shared.engine.runtime import Runtime
+from shared.engine.submit import submit
+from shared.engine.worker import handle_job_message
+from shared.store.clients import StorageClients
 from tests.support import EFFECTS, TENANT, TEST_REGISTRY, make_settings
 
 T = TypeVar("T")
@@ -70,7 +72,7 @@ class Round:
     runtime: Runtime
     raw: RawJobs
     raw_names: tuple[str, str, str]
-    app_inputs: list[tuple[Principal, SubmitRequest, uuid.UUID]]
+    app_inputs: list[tuple[Principal, SubmitJob, uuid.UUID]]
     raw_inputs: list[RawRequest]
     app_bodies: list[str] = field(default_factory=list)
     raw_bodies: list[str] = field(default_factory=list)
@@ -120,7 +122,7 @@ class Bench:
         for i in range(jobs):
             principal, subject, correlation = principals[i % len(principals)], uuid.uuid4(), uuid.uuid4()
             payload = {"tag": f"b{i}"}
-            app_inputs.append((principal, SubmitRequest(job_type="probe", subject_id=subject, payload=payload),
+            app_inputs.append((principal, SubmitJob(job_type="probe", subject_id=subject, payload=payload),
                                correlation))
             raw_inputs.append(RawRequest(uuid.UUID(TENANT), principal.key, subject, correlation, payload))
         return Round(runtime, raw, names, app_inputs, raw_inputs)
@@ -128,11 +130,11 @@ class Bench:
     async def close_round(self, rnd: Round) -> None:
         s = rnd.runtime.settings
         await asyncio.gather(
-            *(self.clients.tables.delete_table(t) for t in (s.jobs_table, s.index_table, rnd.raw_names[0])),
+            *(self.clients.tables.delete_table(t) for t in (s.jobs_table, s.name_of(DOC_INDEX), rnd.raw_names[0])),
             *(self.clients.queues.delete_queue(q) for q in (s.jobs_queue, s.poison_queue, s.outcomes_queue,
                                                            *rnd.raw_names[1:])),
-            *(self.clients.blobs.delete_container(c) for c in (s.documents_container, s.analysis_container,
-                                                              s.mail_container)),
+            *(self.clients.blobs.delete_container(c) for c in (s.name_of(DOCUMENTS), s.name_of(ANALYSIS),
+                                                              s.name_of(MAIL))),
         )
         EFFECTS.clear()
 
@@ -142,7 +144,7 @@ class Bench:
         """Hand one side's inputs and per-job operation to ``runner`` (a timed or a traced run)."""
         runtime = rnd.runtime
 
-        async def app_submit(item: tuple[Principal, SubmitRequest, uuid.UUID]) -> None:
+        async def app_submit(item: tuple[Principal, SubmitJob, uuid.UUID]) -> None:
             submission = await submit(runtime, *item)
             if submission.replayed:
                 raise RuntimeError("a benchmark submission was replayed: inputs must be unique")

@@ -13,8 +13,8 @@ import uuid
 from pydantic import Field
 
 from jobs.analyzer import AnalysisType, Analyzer, LocalTextAnalyzer
-from shared.context import JobContext
-from shared.registry import JobType, Payload, ResultSummary
+from jobs.storage_names import ANALYSIS, DOCUMENTS
+from shared.handlers import JobContext, JobType, Payload, ResultSummary
 
 ANALYZER: Analyzer = LocalTextAnalyzer()
 
@@ -29,17 +29,17 @@ def idempotency_key(subject_id: uuid.UUID, payload: AiAnalyzePayload) -> str:
 
 async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
     subject, kind = ctx.contract.subject_id, ctx.payload.analysis_type
-    text = await ctx.files.read_text(ctx.settings.documents_container, str(subject))
+    text = await ctx.files.read_text(ctx.container(DOCUMENTS), str(subject))
     await ctx.report_progress(20, "document read")
     analysis = ANALYZER.analyze(text, kind)
     await ctx.report_progress(70, "analysis done")  # also where a cancel request takes effect
     output = f"{subject}/{kind}.json"
-    await ctx.files.write_json(ctx.settings.analysis_container, output, {
+    await ctx.files.write_json(ctx.container(ANALYSIS), output, {
         "documentId": str(subject), "analysisType": kind, "analyzer": ANALYZER.name,
         "sourceSha256": hashlib.sha256(text.encode()).hexdigest(), **analysis,
     })
     summary: dict[str, object] = {"analysisType": kind, "analyzer": ANALYZER.name,
-                                  "output": f"{ctx.settings.analysis_container}/{ctx.contract.tenant_id}/{output}"}
+                                  "output": f"{ctx.container(ANALYSIS)}/{ctx.contract.tenant_id}/{output}"}
     if "keywords" in analysis:
         summary["topKeywords"] = [k["term"] for k in analysis["keywords"][:5]]
     if "statistics" in analysis:
@@ -49,5 +49,5 @@ async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
 
 JOB_TYPE: JobType[AiAnalyzePayload] = JobType(
     name="ai-analyze", payload_model=AiAnalyzePayload, idempotency_key=idempotency_key, max_attempts=3,
-    handler=handle, description="Analyse a document (statistics, keywords, summary).",
+    handler=handle, containers=(DOCUMENTS, ANALYSIS),
 )

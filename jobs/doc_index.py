@@ -20,11 +20,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from jobs.storage_names import DOC_INDEX, DOCUMENTS
 from jobs.text import term_counts
-from shared.context import JobContext
-from shared.contract import utc_now
-from shared.registry import JobType, Payload, ResultSummary
-from shared.tenant_data import RowChanged, TenantRows
+from shared.handlers import JobContext, JobType, Payload, ResultSummary, RowChanged, TenantRows, utc_now
 
 META_ROW = "~meta"  # '~' is not a word character, so no term can collide with it
 
@@ -61,7 +59,7 @@ async def _lock(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: s
 
 async def handle(ctx: JobContext[DocIndexPayload]) -> ResultSummary:
     subject, version = ctx.contract.subject_id, ctx.payload.row_version
-    partition, rows = f"doc-{subject}", ctx.index_rows
+    partition, rows = f"doc-{subject}", ctx.rows(DOC_INDEX)
     meta, lock = await _lock(ctx, rows, partition)
     if not lock:
         ctx.logger.info("index holds v%s, newer than v%s: skipping", meta["rowVersion"], version)
@@ -84,7 +82,7 @@ async def _index(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: 
         removed = await rows.delete(partition, sorted(existing))
         await _release(rows, partition, lock, {"rowVersion": version, "removed": True, "terms": 0})
         return {"action": "remove", "rowVersion": version, "removedTerms": removed}
-    text = await ctx.files.read_text(ctx.settings.documents_container, str(subject))
+    text = await ctx.files.read_text(ctx.container(DOCUMENTS), str(subject))
     counts = term_counts(text)
     await ctx.report_progress(30, "document read")
     written = await rows.upsert(
@@ -108,5 +106,5 @@ async def _release(rows: TenantRows, partition: str, lock: str, meta: dict[str, 
 
 JOB_TYPE: JobType[DocIndexPayload] = JobType(
     name="doc-index", payload_model=DocIndexPayload, idempotency_key=idempotency_key, max_attempts=5,
-    handler=handle, description="Index (or remove) a text document's terms.",
+    handler=handle, containers=(DOCUMENTS,), tables=(DOC_INDEX,),
 )

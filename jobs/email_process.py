@@ -17,10 +17,8 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.context import JobContext
-from shared.contract import format_utc
-from shared.errors import ErrorCode, PermanentJobError
-from shared.registry import JobType, Payload, ResultSummary
+from jobs.storage_names import MAIL
+from shared.handlers import ErrorCode, JobContext, JobType, Payload, PermanentJobError, ResultSummary, format_utc
 
 
 class EmailPayload(Payload):
@@ -63,7 +61,7 @@ def metadata(message: EmailMessage, size: int) -> dict[str, Any]:
 
 async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     subject = ctx.contract.subject_id
-    raw = await ctx.files.read_bytes(ctx.settings.mail_container, f"{subject}.eml")
+    raw = await ctx.files.read_bytes(ctx.container(MAIL), f"{subject}.eml")
     await ctx.report_progress(30, "message read")  # also where a cancel request takes effect
     message = BytesParser(policy=policy.default).parsebytes(raw)
     if not isinstance(message, EmailMessage) or not message["Message-ID"]:
@@ -72,12 +70,12 @@ async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     if found != _bare_id(ctx.payload.message_id):
         raise PermanentJobError(ErrorCode.EMAIL_MESSAGE_ID_MISMATCH, "Message-ID differs from messageId")
     info = metadata(message, len(raw))
-    await ctx.files.write_json(ctx.settings.mail_container, f"{subject}.metadata.json", info)
+    await ctx.files.write_json(ctx.container(MAIL), f"{subject}.metadata.json", info)
     return {"messageId": found, "from": info["from"][:1], "subject": info["subject"][:200],
             "recipients": len(info["to"]) + len(info["cc"]), "attachments": len(info["attachments"])}
 
 
 JOB_TYPE: JobType[EmailPayload] = JobType(
     name="email-process", payload_model=EmailPayload, idempotency_key=idempotency_key, max_attempts=5,
-    handler=handle, description="Parse an e-mail and record its metadata.",
+    handler=handle, containers=(MAIL,),
 )

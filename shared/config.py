@@ -1,100 +1,148 @@
 """Settings, read once from the environment (app settings in Azure, local.settings.json locally).
 
-Every threshold the system uses is a setting here, with the default documented in
-docs/configuration.md. Names are the contract with infra/ and local.settings.json.example.
+One pydantic-settings model holds every setting the engine reads, each with its one default,
+its environment name and its bounds, so a wrong value (``JOBS_LEASE_SECONDS=5m``) fails when the
+app starts, naming the setting, instead of answering 500 on every request. The containers and
+tables a job type works on are not settings of the engine: each job type declares them
+(``StorageName``), and their names are resolved here from the same environment. Defaults are
+documented in docs/configuration.md; names are the contract with infra/ and
+local.settings.json.example (tests/infra reads them from this model).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 
 
-def _text(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip()
-    return value or default
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise ValueError(f"setting {name} must not be negative, got {raw!r}")
-    return value
-
-
-def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
-
-
 @dataclass(frozen=True)
-class Settings:
-    """Everything the app reads from its environment."""
+class StorageName:
+    """A container or table a job type uses: the setting that names it, and its default name."""
 
-    storage: Mapping[str, str] = field(repr=False)
-    jobs_queue: str = "jobs"
-    outcomes_queue: str = "job-outcomes"
-    jobs_table: str = "jobs"
-    index_table: str = "docindex"
-    documents_container: str = "documents"
-    analysis_container: str = "analysis"
-    mail_container: str = "mail"
-    auth_tenants: tuple[str, ...] = ()
-    auth_audiences: tuple[str, ...] = ()
+    setting: str
+    default: str
+
+
+Csv = Annotated[tuple[str, ...], NoDecode]  # "a, b" in the environment, not JSON
+
+
+# The environment a load reads: os.environ in the app; a plain mapping in tests and devhost.
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("jobs_settings_environment", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, over the mapping being loaded instead of os.environ."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRONMENT.get()
+        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive,
+                              self.env_ignore_empty, self.env_parse_none_str)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the engine reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBS_", frozen=True, extra="ignore", case_sensitive=False,
+                                      env_ignore_empty=True)
+
+    storage: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    storage_names: Mapping[str, str] = Field(default_factory=dict, exclude=True)  # StorageName.setting -> name
+    jobs_queue: str = Field("jobs", min_length=3, max_length=57, validation_alias=AliasChoices("JOBS_QUEUE"))
+    outcomes_queue: str = Field("job-outcomes", min_length=3, max_length=63,
+                                validation_alias=AliasChoices("JOBS_OUTCOMES_QUEUE"))
+    jobs_table: str = Field("jobs", min_length=3, max_length=63, validation_alias=AliasChoices("JOBS_TABLE"))
+    auth_tenants: Csv = ()
+    auth_audiences: Csv = ()
     auth_jwks_uri: str | None = None
-    max_payload_bytes: int = 8192
-    max_request_bytes: int = 65536
-    lease_seconds: float = 300.0
-    retry_base_seconds: float = 5.0
-    retry_max_seconds: float = 600.0
-    status_retry_after_seconds: int = 2
-    stranded_queued_seconds: float = 600.0
-    outcome_grace_seconds: float = 120.0
-    retention_days: float = 30.0
-    maintenance_batch_size: int = 500
-    max_inflight_per_principal: int = 100
-    list_max_page_size: int = 100
+    max_payload_bytes: int = Field(8192, ge=256, le=48 * 1024)
+    max_request_bytes: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
+    lease_seconds: float = Field(300.0, gt=0)
+    retry_base_seconds: float = Field(5.0, ge=0)
+    retry_max_seconds: float = Field(600.0, ge=0, le=7 * 24 * 3600)
+    status_retry_after_seconds: int = Field(2, ge=1)
+    stranded_queued_seconds: float = Field(600.0, ge=0)
+    outcome_grace_seconds: float = Field(120.0, ge=0)
+    retention_days: float = Field(30.0, ge=0)
+    maintenance_batch_size: int = Field(500, ge=1, le=10_000)
+    max_inflight_per_principal: int = Field(100, ge=1)
+    list_max_page_size: int = Field(100, ge=1, le=1000)
+
+    @field_validator("auth_tenants", "auth_audiences", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("auth_tenants", mode="after")
+    @classmethod
+    def _lower_tenants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(t.lower() for t in value)
+
+    @field_validator("auth_jwks_uri", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init values (storage, names) first, then the environment; no .env or secrets files (the host
+        and devhost put local.settings.json into the environment)."""
+        return init_settings, _Environment(settings_cls)
 
     @property
     def poison_queue(self) -> str:
         return f"{self.jobs_queue}-poison"
 
+    def name_of(self, name: StorageName) -> str:
+        """The container or table name a job type's StorageName resolves to here."""
+        return self.storage_names.get(name.setting, name.default)
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from the environment; raise ValueError naming a bad setting."""
+    @classmethod
+    def environment_name(cls, field_name: str) -> str:
+        alias = cls.model_fields[field_name].validation_alias
+        return str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"JOBS_{field_name.upper()}"
+
+    @classmethod
+    def environment_names(cls) -> dict[str, Any]:
+        """Each setting's environment name and its default (for tests/infra and the docs)."""
+        return {cls.environment_name(name): info.get_default(call_default_factory=True)
+                for name, info in cls.model_fields.items() if name not in ("storage", "storage_names")}
+
+
+def load_settings(env: Mapping[str, str] | None = None, storage_names: Iterable[StorageName] = ()) -> Settings:
+    """Build Settings from the environment; SettingsError names every setting that is wrong."""
     env = os.environ if env is None else env
     prefix = f"{STORAGE_CONNECTION}__"
     storage = {k: v for k, v in env.items() if k == STORAGE_CONNECTION or k.startswith(prefix)}
-    return Settings(
-        storage=storage,
-        jobs_queue=_text(env, "JOBS_QUEUE", "jobs"),
-        outcomes_queue=_text(env, "JOBS_OUTCOMES_QUEUE", "job-outcomes"),
-        jobs_table=_text(env, "JOBS_TABLE", "jobs"),
-        index_table=_text(env, "JOBS_INDEX_TABLE", "docindex"),
-        documents_container=_text(env, "JOBS_DOCUMENTS_CONTAINER", "documents"),
-        analysis_container=_text(env, "JOBS_ANALYSIS_CONTAINER", "analysis"),
-        mail_container=_text(env, "JOBS_MAIL_CONTAINER", "mail"),
-        auth_tenants=tuple(t.lower() for t in _csv(env, "JOBS_AUTH_TENANTS")),
-        auth_audiences=_csv(env, "JOBS_AUTH_AUDIENCES"),
-        auth_jwks_uri=env.get("JOBS_AUTH_JWKS_URI", "").strip() or None,
-        max_payload_bytes=int(_number(env, "JOBS_MAX_PAYLOAD_BYTES", 8192)),
-        max_request_bytes=int(_number(env, "JOBS_MAX_REQUEST_BYTES", 65536)),
-        lease_seconds=_number(env, "JOBS_LEASE_SECONDS", 300.0),
-        retry_base_seconds=_number(env, "JOBS_RETRY_BASE_SECONDS", 5.0),
-        retry_max_seconds=_number(env, "JOBS_RETRY_MAX_SECONDS", 600.0),
-        status_retry_after_seconds=int(_number(env, "JOBS_STATUS_RETRY_AFTER_SECONDS", 2)),
-        stranded_queued_seconds=_number(env, "JOBS_STRANDED_QUEUED_SECONDS", 600.0),
-        outcome_grace_seconds=_number(env, "JOBS_OUTCOME_GRACE_SECONDS", 120.0),
-        retention_days=_number(env, "JOBS_RETENTION_DAYS", 30.0),
-        maintenance_batch_size=int(_number(env, "JOBS_MAINTENANCE_BATCH_SIZE", 500)),
-        max_inflight_per_principal=int(_number(env, "JOBS_MAX_INFLIGHT_PER_PRINCIPAL", 100)),
-        list_max_page_size=int(_number(env, "JOBS_LIST_MAX_PAGE_SIZE", 100)),
-    )
+    names = {n.setting: (env.get(n.setting) or "").strip() or n.default for n in storage_names}
+    token = _ENVIRONMENT.set(env)
+    try:
+        return Settings(storage=storage, storage_names=names)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_named(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from exc
+    finally:
+        _ENVIRONMENT.reset(token)
+
+
+def _named(location: tuple[int | str, ...]) -> str:
+    field = str(location[0]) if location else ""
+    return Settings.environment_name(field) if field in Settings.model_fields else field

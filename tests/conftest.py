@@ -10,7 +10,7 @@ import pytest
 
 from devhost.azurite import Azurite, start_azurite
 from devhost.issuer import DevIssuer, serve_jwks
-from shared.runtime import Runtime
+from shared.engine.runtime import Runtime
 from tests.support import Api, RequestLog, make_runtime, make_settings
 
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 from urllib.parse import urlparse
@@ -22,13 +22,13 @@ from pydantic import Field
 
 from jobs import REGISTRY
 from shared.config import Settings, load_settings
-from shared.context import JobContext
-from shared.errors import ErrorCode, PermanentJobError
-from shared.poison import handle_poison_message
-from shared.registry import JobRegistry, JobType, Payload, ResultSummary
-from shared.runtime import Runtime
-from shared.storage import StorageClients
-from shared.worker import handle_job_message
+from shared.domain.errors import ErrorCode, PermanentJobError
+from shared.domain.record import Amendment, JobRecord
+from shared.engine.poison import handle_poison_message
+from shared.engine.runtime import Runtime
+from shared.engine.worker import handle_job_message
+from shared.handlers import JobContext, JobRegistry, JobType, Payload, ResultSummary
+from shared.store.clients import StorageClients
 
 
 class SimulatedCrash(BaseException):
@@ -134,7 +134,7 @@ def make_settings(connection_string: str, **overrides: str) -> Settings:
         "JOBS_RETRY_BASE_SECONDS": "1", "JOBS_RETRY_MAX_SECONDS": "4", "JOBS_LEASE_SECONDS": "30",
         **overrides,
     }
-    return load_settings(env)
+    return load_settings(env, TEST_REGISTRY.storage_names())
 
 
 TENANT = "5e1f3c2a-7b4d-4c8e-9a6f-0d2b1c3e4f5a"
@@ -147,6 +147,11 @@ async def make_runtime(settings: Settings, log: RequestLog, registry: JobRegistr
     runtime = Runtime(settings, registry, clients)
     await runtime.ensure_resources()
     return runtime
+
+
+async def force(runtime: Runtime, record: JobRecord, **changes: Any) -> JobRecord:
+    """Set fields of a job's entity directly (If-Match), to fast-forward a test to a state."""
+    return await runtime.store.write(Amendment(record, replace(record, **changes)))
 
 
 # ---- a minimal delivery loop (the host's part) for worker-level tests ----------------------

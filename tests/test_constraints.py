@@ -12,11 +12,12 @@ import re
 import uuid
 from pathlib import Path
 
-from shared.contract import JobContract, JobStatus
-from shared.errors import ErrorCode
-from shared.runtime import Runtime
-from shared.status_store import STATUS_ROW
-from shared.worker import handle_job_message
+from jobs.storage_names import ANALYSIS, DOC_INDEX, DOCUMENTS, MAIL
+from shared.domain.contract import JobContract, JobStatus
+from shared.domain.errors import ErrorCode
+from shared.engine.runtime import Runtime
+from shared.engine.worker import handle_job_message
+from shared.store.status_table import STATUS_ROW
 from tests.engine.helpers import events_for, submit_job, upload
 from tests.support import BOB_OID, EFFECTS, OTHER_TENANT, TENANT, Api, RequestLog, run_until_settled
 
@@ -56,9 +57,9 @@ async def test_must_implement_handlers_as_idempotent(runtime: Runtime) -> None:
     """Every seed handler, run twice for one job, leaves exactly what one run leaves."""
     s = runtime.settings
     doc, mail = uuid.uuid4(), uuid.uuid4()
-    await upload(runtime, s.documents_container, str(doc), b"Idempotent handlers repeat safely. Safely, always.")
+    await upload(runtime, s.name_of(DOCUMENTS), str(doc), b"Idempotent handlers repeat safely. Safely, always.")
     eml = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m-1@example.com>\r\n\r\nbody\r\n"
-    await upload(runtime, s.mail_container, f"{mail}.eml", eml)
+    await upload(runtime, s.name_of(MAIL), f"{mail}.eml", eml)
     jobs = [("doc-index", {"rowVersion": 1, "action": "index"}, doc),
             ("ai-analyze", {"analysisType": "full"}, doc),
             ("email-process", {"messageId": "m-1@example.com"}, mail)]
@@ -78,12 +79,12 @@ async def test_must_implement_handlers_as_idempotent(runtime: Runtime) -> None:
 
 
 async def _snapshot(runtime: Runtime, tenant: uuid.UUID, doc: uuid.UUID, mail: uuid.UUID) -> dict[str, object]:
-    rows = runtime.index_rows(tenant)
+    rows = runtime.rows(tenant, DOC_INDEX)
     index = {k: (await rows.get(f"doc-{doc}", k) or {}).get("count") for k in await rows.keys(f"doc-{doc}")}
     files = runtime.files(tenant)
     out: dict[str, object] = {"index": index}
-    for container, name in ((runtime.settings.analysis_container, f"{doc}/full.json"),
-                            (runtime.settings.mail_container, f"{mail}.metadata.json")):
+    for container, name in ((runtime.settings.name_of(ANALYSIS), f"{doc}/full.json"),
+                            (runtime.settings.name_of(MAIL), f"{mail}.metadata.json")):
         if await files.exists(container, name):
             out[name] = json.loads(await files.read_text(container, name))
     return out
@@ -154,10 +155,10 @@ async def test_must_persist_status_transitions_and_final_outcome(runtime: Runtim
     sub = await submit_job(runtime, "probe", {"tag": "persist", "failTimes": 1})
     record = await run_until_settled(runtime, sub.record.job_id)
     history = await runtime.store.history(sub.record.job_id)
-    assert [(h.get("source"), h["target"]) for h in history] == [
+    assert [(h.source, h.target) for h in history] == [
         (None, "Queued"), ("Queued", "Running"), ("Running", "Queued"), ("Queued", "Running"),
         ("Running", "Completed")]
-    assert [h["RowKey"] for h in history] == sorted(h["RowKey"] for h in history)
+    assert [h.version for h in history] == sorted(h.version for h in history)
     assert record.outcome_code == "COMPLETED" and record.result == {"attempt": 2, "effects": 1}
     assert record.terminal_at is not None and record.version == len(history)
 
@@ -208,7 +209,7 @@ async def test_must_use_stable_error_codes_in_outcomes(runtime: Runtime) -> None
     missing = await submit_job(runtime, "doc-index", {"rowVersion": 1, "action": "index"})
     record = await run_until_settled(runtime, missing.record.job_id)
     assert record.outcome_code == ErrorCode.SUBJECT_NOT_FOUND.code
-    source = (ROOT / "shared" / "errors.py").read_text()
+    source = (ROOT / "shared" / "domain" / "errors.py").read_text()
     catalogue = set(re.findall(r"^    ([A-Z_]+) = ErrorSpec", source, re.MULTILINE))
     docs = (ROOT / "docs" / "errors.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", docs, re.MULTILINE))
@@ -263,7 +264,7 @@ def test_must_not_use_durable_functions_for_orchestration() -> None:
 async def test_must_not_store_large_payloads_in_status_records(runtime: Runtime) -> None:
     doc = uuid.uuid4()
     text = " ".join(f"word{i}" for i in range(20_000)).encode()
-    await upload(runtime, runtime.settings.documents_container, str(doc), text)
+    await upload(runtime, runtime.settings.name_of(DOCUMENTS), str(doc), text)
     sub = await submit_job(runtime, "ai-analyze", {"analysisType": "full"}, doc)
     await run_until_settled(runtime, sub.record.job_id)
     entity = await runtime.store.table.get_entity(str(sub.record.job_id), STATUS_ROW)

@@ -9,10 +9,10 @@ handler's own work."""
 
 from __future__ import annotations
 
-from shared.runtime import Runtime
-from shared.worker import handle_job_message
+from shared.engine.runtime import Runtime
+from shared.engine.worker import handle_job_message
 from tests.engine.helpers import submit_job
-from tests.support import RequestLog
+from tests.support import RequestLog, force
 
 SUBMIT_CALLS = 5
 PROCESS_BUDGET = 4
@@ -55,8 +55,8 @@ async def test_a_retried_or_poisoned_attempt_stays_within_budget(runtime: Runtim
     assert len(used) <= PROCESS_BUDGET, used
     record = await runtime.store.get(sub.record.job_id)
     assert record is not None
-    await runtime.store.update(record, attempt=record.max_attempts - 1)  # fast-forward to the last attempt
+    last = await force(runtime, record, attempt=record.max_attempts - 1)  # fast-forward to the last attempt
     await runtime.queues.jobs.clear_messages()
-    await runtime.queues.jobs.send_message(record.contract(record.max_attempts).to_json())
+    await runtime.queues.jobs.send_message(last.next_contract().to_json())
     used = await _process(runtime, request_log)  # last attempt: read, claim, -> Poisoned, poison send
     assert len(used) <= PROCESS_BUDGET, used

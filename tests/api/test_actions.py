@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from shared.contract import JobStatus
-from shared.worker import handle_job_message
+from shared.domain.contract import JobStatus
+from shared.engine.worker import handle_job_message
 from tests.engine.helpers import events_for
 from tests.support import (
     BOB_OID,
@@ -14,6 +14,7 @@ from tests.support import (
     OTHER_TENANT,
     Api,
     RequestLog,
+    force,
     make_runtime,
     make_settings,
     run_until_settled,
@@ -141,7 +142,7 @@ async def test_redrive_of_a_poisoned_job_runs_a_new_run_and_completes(api: Api) 
     # The probe fails while attempt <= failTimes; the new run restarts attempts, so make it succeed now.
     record = await api.runtime.store.get(uuid.UUID(job))
     assert record is not None and record.run == 2 and record.attempt == 0
-    await api.runtime.store.update(record, payload={**record.payload, "failTimes": 0})
+    await force(api.runtime, record, payload={**record.payload, "failTimes": 0})
     final = await run_until_settled(api.runtime, uuid.UUID(job))
     assert final.status is JobStatus.COMPLETED and final.run == 2 and final.attempt == 1
     events = await events_for(api.runtime, uuid.UUID(job))
@@ -250,7 +251,7 @@ async def test_in_flight_quota_answers_429_with_retry_after(api: Api) -> None:
         body = {"jobType": "probe", "subjectId": str(uuid.uuid4()), "payload": {"tag": "third"}}
         res = await capped.call("POST", "/api/jobs", body)
         assert res.status == 429 and res.code == "QUOTA_EXCEEDED" and int(res.headers["retry-after"]) > 0
-        assert len([r async for r in limited.store.query("status eq @s", {"s": "Queued"}, 10)]) == 2
+        assert len([r async for r in limited.store.with_status(JobStatus.QUEUED, 10)]) == 2
         await capped.call("POST", f"/api/jobs/{first}/cancel")  # one finishes: room again
         assert (await capped.call("POST", "/api/jobs", body)).status == 202
         other = await capped.call("POST", "/api/jobs", body, token=capped.token(oid=BOB_OID))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from shared.openapi import OPERATIONS, documented_statuses, openapi_document
+from shared.api.openapi import OPERATIONS, documented_statuses, openapi_document
 from tests.support import Api, function_routes, run_until_settled
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

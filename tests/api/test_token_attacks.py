@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 
 from devhost.azurite import Azurite
 from devhost.issuer import DevIssuer
-from shared.auth import TokenValidator
-from shared.errors import JobsError
+from shared.api.tokens import TokenValidator
+from shared.domain.errors import JobsError
 from tests.support import AUDIENCE, OTHER_TENANT, TENANT, Api, RequestLog, make_settings
 
 GRAPH = "00000003-0000-0000-c000-000000000000"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.auth import Principal
-from shared.runtime import Runtime
-from shared.submission import Submission, SubmitRequest, submit
+from shared.domain.commands import SubmitJob
+from shared.domain.principal import Principal
+from shared.engine.runtime import Runtime
+from shared.engine.submit import Submission, submit
 from tests.support import ALICE_OID, TENANT, outcome_events
 
 ALICE = Principal(TENANT, ALICE_OID, frozenset({"Jobs.Submit", "Jobs.Read"}))
@@ -15,7 +16,7 @@ ALICE = Principal(TENANT, ALICE_OID, frozenset({"Jobs.Submit", "Jobs.Read"}))
 
 async def submit_job(runtime: Runtime, job_type: str, payload: dict[str, Any], subject: uuid.UUID | None = None,
                      correlation: uuid.UUID | None = None) -> Submission:
-    request = SubmitRequest(job_type=job_type, subject_id=subject or uuid.uuid4(), payload=payload)
+    request = SubmitJob(job_type=job_type, subject_id=subject or uuid.uuid4(), payload=payload)
     return await submit(runtime, ALICE, request, correlation or uuid.uuid4())
 
 

@@ -12,10 +12,10 @@ import uuid
 import pytest
 
 from devhost.azurite import Azurite
-from shared.contract import JobStatus
-from shared.maintenance import sweep
-from shared.runtime import Runtime
-from shared.worker import handle_job_message
+from shared.domain.contract import JobStatus
+from shared.engine.runtime import Runtime
+from shared.engine.sweep import sweep
+from shared.engine.worker import handle_job_message
 from tests.engine.helpers import events_for, submit_job
 from tests.support import (
     EFFECTS,
@@ -58,7 +58,7 @@ async def test_crash_between_entity_insert_and_message_send_is_repaired_by_maint
     job_id = None
     with pytest.raises(SimulatedCrash):
         await submit_job(fast, "probe", {"tag": "submit-crash"})
-    queued = [r async for r in fast.store.query("status eq @s", {"s": "Queued"}, 10)]
+    queued = [r async for r in fast.store.with_status(JobStatus.QUEUED, 10)]
     assert len(queued) == 1 and not await fast.queues.jobs.peek_messages()
     job_id = queued[0].job_id
     report = await sweep(fast)
@@ -135,7 +135,7 @@ async def test_expired_lease_is_taken_over_by_maintenance(fast: Runtime, request
     assert report.taken_over == 1
     record = await run_until_settled(fast, sub.record.job_id)
     assert record.status is JobStatus.COMPLETED and record.attempt == 2
-    assert "LEASE_EXPIRED" in [h["reason"] for h in await fast.store.history(sub.record.job_id)]
+    assert "LEASE_EXPIRED" in [h.reason for h in await fast.store.history(sub.record.job_id)]
 
 
 async def test_expired_lease_on_the_last_attempt_is_poisoned_with_its_event(
@@ -162,7 +162,7 @@ async def test_pending_outcome_is_resent_by_maintenance(fast: Runtime, request_l
     sub = await submit_job(fast, "probe", {"tag": "pending"})
     body = str([m async for m in fast.queues.jobs.receive_messages(max_messages=1)][0].content)
     request_log.crash_on("POST", f"/{fast.settings.outcomes_queue}/messages")
-    from shared.poison import handle_poison_message
+    from shared.engine.poison import handle_poison_message
 
     with pytest.raises(SimulatedCrash):
         await handle_poison_message(fast, body)  # Poisoned is written, the event send dies

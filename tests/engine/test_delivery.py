@@ -7,10 +7,12 @@ import re
 import uuid
 
 from devhost.azurite import Azurite
-from shared.contract import JobStatus
-from shared.poison import handle_poison_message
-from shared.runtime import Runtime
-from shared.worker import handle_job_message
+from jobs.storage_names import DOC_INDEX, DOCUMENTS
+from shared.domain.contract import JobStatus
+from shared.domain.record import HistoryEntry
+from shared.engine.poison import handle_poison_message
+from shared.engine.runtime import Runtime
+from shared.engine.worker import handle_job_message
 from tests.engine.helpers import events_for, submit_job, upload
 from tests.support import EFFECTS, RequestLog, make_runtime, make_settings, run_until_settled
 
@@ -43,7 +45,7 @@ async def test_concurrent_delivery_of_one_message_runs_the_side_effect_once(runt
     assert record is not None and record.status is JobStatus.COMPLETED
     assert EFFECTS[str(sub.record.job_id)] == 1
     history = await runtime.store.history(sub.record.job_id)
-    assert [h["target"] for h in history] == ["Queued", "Running", "Completed"]
+    assert [h.target for h in history] == ["Queued", "Running", "Completed"]
 
 
 async def test_two_workers_race_for_one_job_one_claims_one_backs_off(azurite: Azurite) -> None:
@@ -58,15 +60,15 @@ async def test_two_workers_race_for_one_job_one_claims_one_backs_off(azurite: Az
             record = await worker_a.store.get(sub.record.job_id)
             assert record is not None and record.status is JobStatus.COMPLETED and record.attempt == 1
             assert EFFECTS[str(sub.record.job_id)] == 1
-            claims = [h for h in await worker_a.store.history(sub.record.job_id) if h["target"] == "Running"]
+            claims = [h for h in await worker_a.store.history(sub.record.job_id) if h.target == "Running"]
             assert len(claims) == 1
     finally:
         await worker_a.close()
         await worker_b.close()
 
 
-def _retry_delays(history: list[dict[str, object]]) -> list[float]:
-    found = [re.search(r"retry in ([0-9.]+)s", str(h.get("message", ""))) for h in history]
+def _retry_delays(history: list[HistoryEntry]) -> list[float]:
+    found = [re.search(r"retry in ([0-9.]+)s", h.message or "") for h in history]
     return [float(m.group(1)) for m in found if m]
 
 
@@ -116,7 +118,7 @@ async def test_message_whose_entity_is_missing_recreates_it_and_runs(runtime: Ru
     record = await runtime.store.get(sub.record.job_id)
     assert record is not None and record.status is JobStatus.COMPLETED
     history = await runtime.store.history(sub.record.job_id)
-    assert history[0]["reason"] == "RecreatedFromMessage"
+    assert history[0].reason == "RecreatedFromMessage"
     assert [e["outcome"] for e in await events_for(runtime, sub.record.job_id)] == ["Completed"]
 
 
@@ -158,7 +160,7 @@ async def test_poison_never_overwrites_a_completed_job(runtime: Runtime) -> None
 
 async def test_doc_index_out_of_order_versions_keep_the_newest(runtime: Runtime) -> None:
     subject = uuid.uuid4()
-    docs = runtime.settings.documents_container
+    docs = runtime.settings.name_of(DOCUMENTS)
     await upload(runtime, docs, str(subject), b"alpha beta gamma")
     new = await submit_job(runtime, "doc-index", {"rowVersion": 2, "action": "index"}, subject)
     assert (await run_until_settled(runtime, new.record.job_id)).status is JobStatus.COMPLETED
@@ -166,5 +168,5 @@ async def test_doc_index_out_of_order_versions_keep_the_newest(runtime: Runtime)
     old = await submit_job(runtime, "doc-index", {"rowVersion": 1, "action": "index"}, subject)
     record = await run_until_settled(runtime, old.record.job_id)
     assert record.result["skipped"] == "newer version indexed"
-    rows = runtime.index_rows(uuid.UUID(str(record.tenant_id)))
+    rows = runtime.rows(uuid.UUID(str(record.tenant_id)), DOC_INDEX)
     assert set(await rows.keys(f"doc-{subject}")) == {"alpha", "beta", "gamma", "~meta"}

@@ -8,15 +8,16 @@ import uuid
 import pytest
 
 from devhost.azurite import Azurite
-from shared.contract import JobStatus
-from shared.job_actions import redrive
-from shared.job_index import JobIndex, index_row_key, owner_partition, tenant_partition
-from shared.maintenance import sweep
-from shared.poison import handle_poison_message
-from shared.runtime import Runtime
-from shared.worker import handle_job_message
+from jobs.storage_names import DOC_INDEX, DOCUMENTS
+from shared.domain.contract import JobStatus
+from shared.engine.actions import redrive
+from shared.engine.poison import handle_poison_message
+from shared.engine.runtime import Runtime
+from shared.engine.sweep import sweep
+from shared.engine.worker import handle_job_message
+from shared.store.job_list import JobIndex, index_row_key, owner_partition, tenant_partition
 from tests.engine.helpers import ALICE, events_for, submit_job
-from tests.support import EFFECTS, RequestLog, make_runtime, make_settings, run_until_settled
+from tests.support import EFFECTS, RequestLog, force, make_runtime, make_settings, run_until_settled
 
 
 async def _take(runtime: Runtime) -> str:
@@ -48,12 +49,12 @@ async def test_redrive_is_refused_while_the_poisoned_outcome_is_being_handed_ove
     sub = await submit_job(runtime, "probe", {"tag": "handover", "failTimes": 9})
     record = await runtime.store.get(sub.record.job_id)
     assert record is not None
-    await runtime.store.update(record, attempt=record.max_attempts - 1)
+    last = await force(runtime, record, attempt=record.max_attempts - 1)
     await runtime.queues.jobs.clear_messages()
-    await handle_job_message(runtime, record.contract(record.max_attempts).to_json(), 1)  # last attempt fails
+    await handle_job_message(runtime, last.next_contract().to_json(), 1)  # last attempt fails
     poisoned = await runtime.store.get(sub.record.job_id)
     assert poisoned is not None and poisoned.status is JobStatus.POISONED and poisoned.outcome_pending
-    from shared.errors import JobsError
+    from shared.domain.errors import JobsError
 
     with pytest.raises(JobsError) as refused:
         await redrive(runtime, poisoned, ALICE)
@@ -127,14 +128,14 @@ async def test_concurrent_doc_index_versions_end_with_the_newest_index(runtime: 
 
     for round_ in range(3):
         subject = uuid.uuid4()
-        await upload(runtime, runtime.settings.documents_container, str(subject), b"alpha beta gamma delta")
+        await upload(runtime, runtime.settings.name_of(DOCUMENTS), str(subject), b"alpha beta gamma delta")
         jobs = [await submit_job(runtime, "doc-index", {"rowVersion": v, "action": "index"}, subject)
                 for v in (1, 2)]
         bodies = [await _take(runtime) for _ in jobs]
         await asyncio.gather(*(handle_job_message(runtime, b, 1) for b in bodies))  # both versions at once
         for job in jobs:
             assert (await run_until_settled(runtime, job.record.job_id, timeout=30)).status is JobStatus.COMPLETED
-        rows = runtime.index_rows(uuid.UUID(str(jobs[0].record.tenant_id)))
+        rows = runtime.rows(uuid.UUID(str(jobs[0].record.tenant_id)), DOC_INDEX)
         meta = await rows.get(f"doc-{subject}", "~meta")
         assert meta is not None and meta["rowVersion"] == 2 and meta.get("lockedBy") is None, (round_, meta)
         terms = {k: (await rows.get(f"doc-{subject}", k) or {}).get("rowVersion")

@@ -15,16 +15,17 @@ from typing import Any
 
 from pycep import BicepParser
 
+from jobs import REGISTRY
+from shared.config import STORAGE_CONNECTION, Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MAIN = INFRA / "main.bicep"
 MODULES = INFRA / "modules"
-CONFIG_PY = ROOT / "shared" / "config.py"
 FUNCTION_APP_PY = ROOT / "function_app.py"
 LOCAL_SETTINGS_EXAMPLE = ROOT / "local.settings.json.example"
 DEPLOY_MD = ROOT / "docs" / "deploy.md"
 WORKBOOK_JSON = INFRA / "workbooks" / "jobs.workbook.json"
-STORAGE_CONNECTION = "AzureWebJobsStorage"
 
 # Read by the code but deliberately absent from the Azure template.
 DEV_ONLY_SETTINGS = {
@@ -130,24 +131,21 @@ def template_app_settings() -> dict[str, Any]:
 
 
 def code_settings() -> set[str]:
-    """The settings the code reads: JOBS_* names in shared/config.py, %JOBS_*% binding expressions in
-    function_app.py, and the storage connection (AzureWebJobsStorage, possibly identity-based)."""
-    config_text = CONFIG_PY.read_text()
-    names = set(re.findall(r"[\"'](JOBS_[A-Z0-9_]+)[\"']", config_text))
+    """The settings the code reads: the settings model's names (shared/config.py), the containers and
+    tables the job types declare, %JOBS_*% binding expressions in function_app.py, and the storage
+    connection (AzureWebJobsStorage, possibly identity-based)."""
+    names = set(Settings.environment_names())
+    names |= {name.setting for name in REGISTRY.storage_names()}
     names |= set(re.findall(r"%(JOBS_[A-Z0-9_]+)%", FUNCTION_APP_PY.read_text()))
-    if re.search(rf"[\"']{STORAGE_CONNECTION}[\"']", config_text):
-        names.add(STORAGE_CONNECTION)
+    names.add(STORAGE_CONNECTION)
     return names
 
 
 def code_defaults() -> dict[str, str]:
-    """Defaults written in shared/config.py: `_text(env, "X", "d")` and `_number(env, "X", 1.0)`."""
-    text = CONFIG_PY.read_text()
-    found: dict[str, str] = {}
-    for name, default in re.findall(r"_text\(\s*env,\s*\"(JOBS_[A-Z0-9_]+)\",\s*\"([^\"]*)\"\s*\)", text):
-        found[name] = default
-    for name, default in re.findall(r"_number\(\s*env,\s*\"(JOBS_[A-Z0-9_]+)\",\s*([0-9.]+)\s*\)", text):
-        found[name] = default
+    """Each setting's default as the code states it: the settings model's, and each StorageName's."""
+    found = {name: str(default) for name, default in Settings.environment_names().items()
+             if isinstance(default, str | int | float) and not isinstance(default, bool)}
+    found |= {name.setting: name.default for name in REGISTRY.storage_names()}
     return found
 
 

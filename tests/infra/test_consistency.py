@@ -1,8 +1,9 @@
 """The template, the local example and the deployment guide agree with the code.
 
-The setting names come from the code itself (shared/config.py and function_app.py's %SETTING%
-binding expressions), so a setting someone adds to the code fails here until the template,
-local.settings.json.example and docs/deploy.md carry it too.
+The setting names come from the code itself (the settings model in shared/config.py, the storage
+names the job types declare, and function_app.py's %SETTING% binding expressions), so a setting
+someone adds to the code fails here until the template, local.settings.json.example and
+docs/deploy.md carry it too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def python_text(*folders: str) -> str:
 
 def test_settings_are_read_from_the_code() -> None:
     settings = code_settings()
-    # Sanity: the regexes still find what they are meant to.
+    # Sanity: the readers still find what they are meant to.
     expected = {"JOBS_QUEUE", "JOBS_AUTH_TENANTS", "JOBS_AUTH_AUDIENCES", "JOBS_MAINTENANCE_SCHEDULE",
                 STORAGE_CONNECTION}
     assert expected <= settings
@@ -83,7 +84,7 @@ def test_parameter_defaults_match_the_code_defaults() -> None:
     parameters = main()["parameters"]
     settings = main()["variables"]["jobsAppSettings"]["value"]
     defaults = code_defaults()
-    assert len(defaults) >= 15, "the default regexes in tests/infra/templates.py no longer match shared/config.py"
+    assert len(defaults) >= 15, "tests/infra/templates.py no longer finds the code's defaults"
     checked = 0
     for name, value in settings.items():
         parameter_name = function_arg(value, "string") or value

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.tracing import configure_telemetry
+from shared.observability.traces import configure_telemetry
 from tests.support import Api, outcome_events, run_until_settled
 
 SPANS = InMemorySpanExporter()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import uuid
 from enum import Enum
 
-from shared.auth import ADMIN, READ, SUBMIT, Principal
-from shared.errors import ErrorCode, JobsError
-from shared.status import JobRecord
+from shared.domain.errors import ErrorCode, JobsError
+from shared.domain.principal import ADMIN, READ, SUBMIT, Principal
+from shared.domain.record import JobRecord
 
 
 class Action(Enum):

@@ -17,21 +17,18 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared import terminal
-from shared.contract import JobContract, JobStatus
-from shared.errors import ErrorCode
-from shared.outcomes import emit_and_clear, emit_outcome
-from shared.runtime import Runtime
-from shared.status import JobRecord, Transition
-from shared.telemetry import JobLogger, job_dimensions, job_logger
-from shared.tracing import SpanKind, job_span
-from shared.worker import recreate_from_contract
+from shared.domain.contract import JobContract
+from shared.domain.errors import ErrorCode
+from shared.domain.record import JobRecord, Transition
+from shared.domain.rules import Origin
+from shared.engine.runtime import Runtime
+from shared.engine.worker import recreate_from_contract
+from shared.observability.logs import job_dimensions, job_logger
+from shared.observability.traces import SpanKind, job_span
 
 logger = logging.getLogger("jobs.poison")
-
-
-def _poisoned(record: JobRecord, code: ErrorCode, why: str) -> Transition | None:
-    return None if record.is_terminal else terminal.poisoned(record, code, why)
+CRASH_LOOP = "the message failed every delivery the host allows (crash loop or repeated worker errors)"
+NOT_A_CONTRACT = "its queue message is not a valid contract"
 
 
 def _job_id_of(body: str) -> uuid.UUID | None:
@@ -60,39 +57,29 @@ async def _handle(runtime: Runtime, body: str, inserted_at: datetime | None) -> 
         await _settle_invalid(runtime, body)
         return
     log = job_logger(contract)
-    record = await runtime.store.get(contract.job_id) or await recreate_from_contract(runtime, contract, log)
+    record = await runtime.store.get(contract.job_id) or await recreate_from_contract(
+        runtime, contract, log, Origin.POISON)
     with job_span(f"poison {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
                   attributes=job_dimensions(contract)):
         if record.is_terminal:
-            await _resend_outcome(runtime, record, log)
+            # Its outcome may be what failed, so send it (again): the eventId is deterministic.
+            await runtime.lifecycle.publish_outcome(record)
+            log.info("poison message of a finished job: its %s outcome was re-sent", record.status.value)
         elif record.redriven_at and inserted_at and record.redriven_at > inserted_at:
             log.info("poison copy predates the job's re-drive; leaving the new run alone")
         else:
-            await _poison(runtime, contract, record, log)
+            commit = await _poison(runtime, record, ErrorCode.MAX_ATTEMPTS_EXCEEDED, CRASH_LOOP)
+            if commit is None:
+                log.warning("poisoned job no longer exists; nothing to record")
+            else:
+                log.warning("job is %s", commit.status.value, extra={"outcome": commit.status.value})
 
 
-async def _resend_outcome(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
-    """A terminal job's message ended here: its outcome may be what failed, so send it (again).
-    The eventId is deterministic, so consumers see a repeat as the same event."""
-    if record.outcome_pending:
-        await emit_and_clear(runtime.store, runtime.queues, record)
-    else:
-        await emit_outcome(runtime.queues, record)
-    log.info("poison message of a finished job: its %s outcome was re-sent", record.status.value)
+async def _poison(runtime: Runtime, record: JobRecord, code: ErrorCode, why: str) -> JobRecord | None:
+    def decide(current: JobRecord) -> Transition | None:
+        return None if current.is_terminal else current.poisoned(code, why, runtime.clock())
 
-
-async def _poison(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger) -> None:
-    why = "the message failed every delivery the host allows (crash loop or repeated worker errors)"
-    result = await runtime.store.transition(
-        contract.job_id, lambda r: _poisoned(r, ErrorCode.MAX_ATTEMPTS_EXCEEDED, why), current=record
-    )
-    final = result.record
-    if final is None:
-        log.warning("poisoned job no longer exists; nothing to record")
-        return
-    if final.status is JobStatus.POISONED and final.outcome_pending:
-        await emit_and_clear(runtime.store, runtime.queues, final)
-    log.warning("job is %s", final.status.value, extra={"outcome": final.status.value})
+    return (await runtime.lifecycle.commit(record.job_id, decide, Origin.POISON, current=record)).record
 
 
 async def _settle_invalid(runtime: Runtime, body: str) -> None:
@@ -102,9 +89,4 @@ async def _settle_invalid(runtime: Runtime, body: str) -> None:
         logger.error("dropping a poison message that is not a job contract and names no known job",
                      extra={"code": ErrorCode.CONTRACT_INVALID.code})
         return
-    result = await runtime.store.transition(
-        record.job_id, lambda r: _poisoned(r, ErrorCode.CONTRACT_INVALID, "its queue message is not a valid contract"),
-        current=record,
-    )
-    if result.record is not None and result.record.outcome_pending and result.record.is_terminal:
-        await emit_and_clear(runtime.store, runtime.queues, result.record)
+    await _poison(runtime, record, ErrorCode.CONTRACT_INVALID, NOT_A_CONTRACT)

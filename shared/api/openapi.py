@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api_models import Accepted, AnalysisRequest, Health, JobList, JobStatusView, Problem, SubmitRequest
-from shared.errors import ErrorCode
+from shared.api.models import Accepted, AnalysisRequest, Health, JobList, JobStatusView, Problem, SubmitRequest
+from shared.domain.errors import ErrorCode
 
 E = ErrorCode
 AUTH_ERRORS = (E.AUTH_TOKEN_MISSING, E.AUTH_TOKEN_INVALID, E.AUTH_PERMISSION_MISSING)

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from shared.contract import JobContract
-from shared.status import JobRecord
+from shared.domain.contract import JobContract
+from shared.domain.record import JobRecord
 
 LOGGER_NAME = "jobs"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class ErrorSpec:
@@ -90,3 +92,11 @@ class PermanentJobError(Exception):
 
 class JobCancelled(Exception):  # named without an Error suffix: it is a signal, not an error
     """Raised inside a handler (via ``ctx.raise_if_cancelled()``) to end the job Cancelled."""
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{field, message}]`` for a problem's ``errors`` (inputs never echoed)."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ][:20]

@@ -1,9 +1,10 @@
 """The running attempt's lease: renewed by progress reports and a heartbeat while the handler runs.
 
 The lease is how a worker says "I still have this job". It lives on the status entity
-(``leaseOwner`` + ``leaseExpiresAt``) and is written with If-Match, so the record held here is
-also the one whose ETag the final transition uses. When the entity changed underneath (a cancel
-request, a takeover), the lease re-reads it: still ours -> carry on; someone else's -> LeaseLost.
+(``leaseOwner`` + ``leaseExpiresAt``) and is renewed through the lifecycle like every other
+change, so the record held here is also the one whose ETag the final transition uses. When the
+entity changed underneath (a cancel request, a takeover), the lifecycle re-reads it: still
+ours -> renewed; someone else's -> LeaseLost, and the handler is stopped.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from shared.contract import JobStatus
-from shared.status import JobRecord
-from shared.status_store import ConcurrencyConflict, StatusStore
+from shared.domain.contract import JobStatus
+from shared.domain.record import Amendment, JobRecord
+from shared.domain.rules import Origin
+from shared.engine.lifecycle import Lifecycle
 
 logger = logging.getLogger("jobs.lease")
 
@@ -25,8 +27,8 @@ class LeaseLost(Exception):
 
 
 class Lease:
-    def __init__(self, store: StatusStore, record: JobRecord, seconds: float, clock: Callable[[], datetime]):
-        self.store = store
+    def __init__(self, lifecycle: Lifecycle, record: JobRecord, seconds: float, clock: Callable[[], datetime]):
+        self.lifecycle = lifecycle
         self.record = record
         self.seconds = seconds
         self.clock = clock
@@ -50,39 +52,33 @@ class Lease:
         self.lost_event.set()
         return LeaseLost(str(self.record.job_id))
 
-    async def _reread(self) -> JobRecord:
-        fresh = await self.store.get(self.record.job_id)
-        if fresh is None or not self._is_ours(fresh):
-            raise self._lose()
-        self.record = fresh
-        return fresh
-
     async def renew(self, percent: int | None = None, message: str | None = None) -> None:
-        """Extend the lease (and record progress); one re-read on a stale ETag."""
+        """Extend the lease (and record progress); a stale ETag is re-read and, if still ours, renewed."""
         async with self._lock:
             if self.lost:
                 raise LeaseLost(str(self.record.job_id))
             now = self.clock()
-            changes: dict[str, object] = {
-                "lease_expires_at": now + timedelta(seconds=self.seconds), "updated_at": now,
-            }
-            if percent is not None:
-                changes["progress_percent"] = max(0, min(100, int(percent)))
-                changes["progress_message"] = (message or None) and message[:200]
-            for _ in range(5):  # a cancel request or progress elsewhere changed the ETag: re-read, retry
-                try:
-                    self.record = await self.store.update(self.record, **changes)
-                    return
-                except ConcurrencyConflict:
-                    await self._reread()
-            raise self._lose()
+
+            def renewed(current: JobRecord) -> Amendment:
+                if not self._is_ours(current):
+                    raise self._lose()
+                return current.lease_renewed(now + timedelta(seconds=self.seconds), now, percent, message)
+
+            commit = await self.lifecycle.commit(self.record.job_id, renewed, Origin.DELIVERY, current=self.record)
+            if commit.record is None:
+                raise self._lose()
+            self.record = commit.record
 
     async def refresh(self) -> JobRecord:
         """Re-read the entity (to see a cancel request); LeaseLost if it is no longer ours."""
         async with self._lock:
             if self.lost:
                 raise LeaseLost(str(self.record.job_id))
-            return await self._reread()
+            fresh = await self.lifecycle.store.get(self.record.job_id)
+            if fresh is None or not self._is_ours(fresh):
+                raise self._lose()
+            self.record = fresh
+            return fresh
 
     async def heartbeat(self) -> None:
         """Renew every third of the lease until cancelled or lost.

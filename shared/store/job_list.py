@@ -29,8 +29,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.errors import ErrorCode, JobsError
-from shared.status import JobRecord
+from shared.domain.record import JobRecord
 
 LIVE_PREFIX = "live_"
 _INVERT_FROM = 10**13  # ms since 1970 stays below this until the year 2286
@@ -47,6 +46,10 @@ def tenant_partition(tenant_id: str) -> str:
 def index_row_key(created_at: datetime, job_id: uuid.UUID) -> str:
     millis = int(created_at.timestamp() * 1000)
     return f"{_INVERT_FROM - millis:013d}_{job_id}"
+
+
+class InvalidContinuation(ValueError):
+    """A continuation token that is malformed or continues another listing."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,9 @@ def decode_token(token: str | None, partition: str) -> dict[str, Any] | None:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         scope, pk, rk = raw["s"], raw["pk"], raw["rk"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise JobsError(ErrorCode.REQUEST_INVALID, "continuationToken is not valid") from exc
+        raise InvalidContinuation("continuationToken is not valid") from exc
     if scope != _scope(partition) or not isinstance(pk, str) or not isinstance(rk, str):
-        raise JobsError(ErrorCode.REQUEST_INVALID, "continuationToken is not valid")
+        raise InvalidContinuation("continuationToken is not valid")
     return {"PartitionKey": pk, "RowKey": rk}
 
 

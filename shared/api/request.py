@@ -1,7 +1,7 @@
 """HTTP plumbing shared by every route: problem responses, JSON bodies, auth, method dispatch.
 
 Every response carries ``x-correlation-id``; every error is RFC 9457 problem+json with a stable
-``code`` from shared.errors and the correlation id, and never a stack trace.
+``code`` from shared/domain/errors.py and the correlation id, and never a stack trace.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -17,14 +18,14 @@ import azure.functions as func
 from azure.core.exceptions import AzureError
 from pydantic import BaseModel, ValidationError
 
-from shared import policy
-from shared.api_models import field_errors
-from shared.auth import Principal
-from shared.correlation import HEADER as CORRELATION_HEADER
-from shared.correlation import correlation_id_from
-from shared.errors import ErrorCode, JobsError
-from shared.runtime import Runtime
-from shared.tracing import SpanKind, job_span
+from shared.api.correlation import HEADER as CORRELATION_HEADER
+from shared.api.correlation import correlation_id_from
+from shared.api.tokens import TokenValidator
+from shared.domain import access
+from shared.domain.errors import ErrorCode, JobsError, field_errors
+from shared.domain.principal import Principal
+from shared.engine.runtime import Runtime
+from shared.observability.traces import SpanKind, job_span
 
 logger = logging.getLogger("jobs.http")
 M = TypeVar("M", bound=BaseModel)
@@ -153,7 +154,18 @@ def read_json(call: Call, model: type[M]) -> M:
         raise JobsError(ErrorCode.REQUEST_INVALID, errors=field_errors(exc)) from exc
 
 
-async def authenticate(call: Call, action: policy.Action) -> Principal:
-    principal = await call.runtime.validator.validate(call.request.headers.get("authorization"))
-    policy.require(principal, action)
+_VALIDATORS: weakref.WeakKeyDictionary[Runtime, TokenValidator] = weakref.WeakKeyDictionary()
+
+
+def token_validator(runtime: Runtime) -> TokenValidator:
+    """One validator (and so one JWKS cache) per runtime, made on first use."""
+    validator = _VALIDATORS.get(runtime)
+    if validator is None:
+        validator = _VALIDATORS[runtime] = TokenValidator(runtime.settings)
+    return validator
+
+
+async def authenticate(call: Call, action: access.Action) -> Principal:
+    principal = await token_validator(call.runtime).validate(call.request.headers.get("authorization"))
+    access.require(principal, action)
     return principal

@@ -1,16 +1,14 @@
 """The HTTP operations: thin request/response code over submission, status, actions and auth.
 
-Each operation authenticates, authorizes through shared/policy.py, parses its input, calls the
-job system and shapes the answer with the models in shared/api_models.py.
+Each operation authenticates, authorizes through shared/domain/access.py, parses its input, calls the
+job system and shapes the answer with the models in shared/api/models.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from shared import policy
-from shared.api_models import (
+from shared.api.models import (
     Accepted,
     AnalysisRequest,
     Health,
@@ -20,14 +18,16 @@ from shared.api_models import (
     Problem,
     SubmitRequest,
 )
-from shared.auth import Principal
-from shared.contract import JobStatus
-from shared.errors import ErrorCode, JobsError
-from shared.http_support import ApiResponse, Call, authenticate, problem_body, read_json
-from shared.job_actions import ListQuery, cancel, list_jobs, redrive
-from shared.openapi import openapi_document
-from shared.status import JobRecord
-from shared.submission import submit
+from shared.api.openapi import openapi_document
+from shared.api.request import ApiResponse, Call, authenticate, problem_body, read_json
+from shared.domain import access
+from shared.domain.commands import ListQuery, SubmitJob
+from shared.domain.contract import JobStatus
+from shared.domain.errors import ErrorCode, JobsError
+from shared.domain.principal import Principal
+from shared.domain.record import HistoryEntry, JobRecord
+from shared.engine.actions import cancel, list_jobs, redrive
+from shared.engine.submit import submit
 
 TRUE_VALUES = ("1", "true", "yes")
 
@@ -45,17 +45,18 @@ def accepted(record: JobRecord, retry_after: int, *, replayed: bool = False) -> 
 
 
 async def submit_job(call: Call) -> ApiResponse:
-    principal = await authenticate(call, policy.Action.SUBMIT)
+    principal = await authenticate(call, access.Action.SUBMIT)
     request = read_json(call, SubmitRequest)
-    submission = await submit(call.runtime, principal, request, call.correlation_id)
+    command = SubmitJob(request.job_type, request.subject_id, request.payload)
+    submission = await submit(call.runtime, principal, command, call.correlation_id)
     return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
 
 
 async def enqueue_analysis(call: Call) -> ApiResponse:
-    principal = await authenticate(call, policy.Action.SUBMIT)
+    principal = await authenticate(call, access.Action.SUBMIT)
     body = read_json(call, AnalysisRequest)
-    request = SubmitRequest(job_type="ai-analyze", subject_id=body.document_id, payload={"analysisType": body.type})
-    submission = await submit(call.runtime, principal, request, call.correlation_id)
+    command = SubmitJob("ai-analyze", body.document_id, {"analysisType": body.type})
+    submission = await submit(call.runtime, principal, command, call.correlation_id)
     return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
 
 
@@ -70,7 +71,7 @@ def outcome_problem(record: JobRecord) -> Problem | None:
     return Problem.model_validate(body)
 
 
-def status_view(record: JobRecord, history: list[dict[str, Any]] | None = None) -> JobStatusView:
+def status_view(record: JobRecord, history: list[HistoryEntry] | None = None) -> JobStatusView:
     return JobStatusView(
         job_id=record.job_id, job_type=record.job_type, subject_id=record.subject_id, status=record.status,
         attempt=record.attempt, max_attempts=record.max_attempts, run=record.run, created_at=record.created_at,
@@ -79,20 +80,19 @@ def status_view(record: JobRecord, history: list[dict[str, Any]] | None = None) 
         cancel_requested=record.cancel_requested, percent_complete=record.progress_percent,
         progress_message=record.progress_message, outcome=outcome_problem(record),
         completed_at=record.terminal_at if record.is_terminal else None, result=record.result,
-        history=[_history_item(row) for row in history] if history is not None else None,
+        history=[_history_item(entry) for entry in history] if history is not None else None,
     )
 
 
-def _history_item(row: dict[str, Any]) -> HistoryItem:
+def _history_item(entry: HistoryEntry) -> HistoryItem:
     return HistoryItem.model_validate({
-        "version": int(str(row["RowKey"])[1:]), "from": row.get("source"), "to": row["target"],
-        "attempt": row.get("attempt", 0), "at": row["at"], "reason": row.get("reason", ""),
-        "message": row.get("message"),
+        "version": entry.version, "from": entry.source, "to": entry.target, "attempt": entry.attempt,
+        "at": entry.at, "reason": entry.reason, "message": entry.message,
     })
 
 
 def status_response(call: Call, record: JobRecord, status: int = 200,
-                    history: list[dict[str, Any]] | None = None) -> ApiResponse:
+                    history: list[HistoryEntry] | None = None) -> ApiResponse:
     headers = {"Cache-Control": "no-store"}
     if not record.is_terminal:
         headers["Retry-After"] = str(call.runtime.settings.status_retry_after_seconds)
@@ -101,27 +101,27 @@ def status_response(call: Call, record: JobRecord, status: int = 200,
     return ApiResponse(status, status_view(record, history).body(), headers)
 
 
-async def _visible_job(call: Call, action: policy.Action) -> tuple[Principal, JobRecord]:
+async def _visible_job(call: Call, action: access.Action) -> tuple[Principal, JobRecord]:
     principal = await authenticate(call, action)
-    job_id = policy.job_id_from_route(call.request.route_params.get("jobId"))
-    return principal, policy.visible_job(principal, await call.runtime.store.get(job_id))
+    job_id = access.job_id_from_route(call.request.route_params.get("jobId"))
+    return principal, access.visible_job(principal, await call.runtime.store.get(job_id))
 
 
 async def job_status(call: Call) -> ApiResponse:
-    _, record = await _visible_job(call, policy.Action.READ)
+    _, record = await _visible_job(call, access.Action.READ)
     wants_history = (call.request.params.get("history") or "").lower() in TRUE_VALUES
     history = await call.runtime.store.history(record.job_id) if wants_history else None
     return status_response(call, record, history=history)
 
 
 async def cancel_job(call: Call) -> ApiResponse:
-    _, record = await _visible_job(call, policy.Action.CANCEL)
+    _, record = await _visible_job(call, access.Action.CANCEL)
     outcome = await cancel(call.runtime, record)
     return status_response(call, outcome.record, 200 if outcome.immediate else 202)
 
 
 async def retry_job(call: Call) -> ApiResponse:
-    principal, record = await _visible_job(call, policy.Action.RETRY)
+    principal, record = await _visible_job(call, access.Action.RETRY)
     queued = await redrive(call.runtime, record, principal)
     return accepted(queued, call.runtime.settings.status_retry_after_seconds)
 
@@ -154,7 +154,7 @@ def list_query(call: Call) -> ListQuery:
 
 
 async def list_jobs_op(call: Call) -> ApiResponse:
-    principal = await authenticate(call, policy.Action.LIST)
+    principal = await authenticate(call, access.Action.LIST)
     items, continuation = await list_jobs(call.runtime, principal, list_query(call))
     body = JobList(items=[status_view(r) for r in items], continuation_token=continuation).body()
     return ApiResponse(200, body, {"Cache-Control": "no-store"})

@@ -19,8 +19,8 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 from azure.storage.blob import ContentSettings
 
-from shared.errors import ErrorCode, PermanentJobError
-from shared.storage import StorageClients
+from shared.domain.errors import ErrorCode, PermanentJobError
+from shared.store.clients import StorageClients
 
 MAX_SUBJECT_BYTES = 16 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,500}$")

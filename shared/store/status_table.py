@@ -6,8 +6,9 @@ Layout (one partition per job, PartitionKey = jobId):
   transaction as the ETag-conditional replace of the status entity;
 - RowKey ``once-<sha256>``: markers of ``ctx.once()`` steps, with their small results.
 
-Orchestration (re-read and re-decide on a stale ETag) is ``StatusStore.transition``; the
-decisions themselves live with the worker, the poison function and maintenance.
+The store writes what it is given, guarded by the ETag of the record it was read as, and
+raises ConcurrencyConflict when that record is stale. Re-reading and re-deciding is the
+engine's lifecycle (shared/engine/lifecycle.py); so is every decision about what to write.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.contract import JobStatus, utc_now
-from shared.status import HistoryEntry, JobRecord, Transition
+from shared.domain.contract import JobStatus, utc_now
+from shared.domain.record import Change, HistoryEntry, JobRecord, Transition
 
 STATUS_ROW = "job"
 HISTORY_PREFIX = "h"
@@ -54,12 +55,6 @@ class JobAlreadyExists(Exception):
 
 class ConcurrencyConflict(Exception):
     """The entity changed since it was read (HTTP 412): re-read and re-decide."""
-
-
-@dataclass(frozen=True)
-class TransitionResult:
-    record: JobRecord | None  # None: the job does not exist
-    applied: bool  # False: the decision was a no-op (e.g. the transition already happened)
 
 
 def _to_property(name: str, value: Any) -> Any:
@@ -129,6 +124,16 @@ def history_to_entity(job_id: uuid.UUID, entry: HistoryEntry) -> dict[str, Any]:
     return entity
 
 
+def entity_to_history(row: Mapping[str, Any]) -> HistoryEntry:
+    source = row.get("source")
+    return HistoryEntry(
+        version=int(str(row["RowKey"])[len(HISTORY_PREFIX):]), source=JobStatus(source) if source else None,
+        target=JobStatus(row["target"]), attempt=int(row.get("attempt", 0)),
+        at=datetime.fromisoformat(row["at"].isoformat()), reason=str(row.get("reason", "")),
+        message=row.get("message") or None,
+    )
+
+
 def _conflict(exc: TableTransactionError) -> bool:
     return exc.status_code == 412
 
@@ -144,12 +149,12 @@ class StatusStore:
         self.table = table
         self.clock = clock
 
-    async def create(self, record: JobRecord, reason: str = "Submitted") -> JobRecord:
-        """Insert the status entity with its first history row, atomically. Raises JobAlreadyExists."""
-        entry = HistoryEntry(record.version, None, record.status, record.attempt, record.created_at, reason)
+    async def insert(self, created: Transition) -> JobRecord:
+        """Insert a new job's entity with its first history row, atomically. Raises JobAlreadyExists."""
+        record = created.after
         try:
             parts = await self.table.submit_transaction(
-                [("create", record_to_entity(record)), ("create", history_to_entity(record.job_id, entry))]
+                [("create", record_to_entity(record)), ("create", history_to_entity(record.job_id, created.entry))]
             )
         except TableTransactionError as exc:
             if _exists(exc):
@@ -164,80 +169,47 @@ class StatusStore:
             return None
         return entity_to_record(entity, _read_etag(entity))
 
-    async def apply(self, record: JobRecord, transition: Transition) -> JobRecord:
-        """One entity-group transaction: the If-Match replace plus one history row."""
-        now = self.clock()
-        updated = transition.apply(record, now)
-        entry = HistoryEntry(
-            updated.version, record.status, updated.status, updated.attempt, now, transition.reason,
-            transition.message,
-        )
+    async def write(self, change: Change) -> JobRecord:
+        """Replace the entity If-Match the ETag it was read with; a transition adds its history row in the
+        same entity-group transaction. Raises ConcurrencyConflict when the entity changed since."""
+        if change.before is None:
+            raise ValueError("a new job is inserted, not written")
+        etag = change.before.etag
+        if not isinstance(change, Transition):
+            try:
+                metadata = await self.table.update_entity(
+                    record_to_entity(change.after), mode=UpdateMode.REPLACE, etag=etag,
+                    match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError as exc:
+                raise ConcurrencyConflict(str(change.after.job_id)) from exc
+            return replace(change.after, etag=metadata["etag"])
         operations: list[_Operation] = [
-            ("update", record_to_entity(updated),
-             {"mode": UpdateMode.REPLACE, "etag": record.etag, "match_condition": MatchConditions.IfNotModified}),
-            ("create", history_to_entity(record.job_id, entry)),
+            ("update", record_to_entity(change.after),
+             {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}),
+            ("create", history_to_entity(change.after.job_id, change.entry)),
         ]
         try:
             parts = await self.table.submit_transaction(operations)
         except TableTransactionError as exc:
             if _conflict(exc) or _exists(exc):
-                raise ConcurrencyConflict(str(record.job_id)) from exc
+                raise ConcurrencyConflict(str(change.after.job_id)) from exc
             raise
-        return replace(updated, etag=parts[0]["etag"])
+        return replace(change.after, etag=parts[0]["etag"])
 
-    async def update(self, record: JobRecord, **changes: Any) -> JobRecord:
-        """An If-Match replace that is not a status transition (lease, progress, flags): no history row."""
-        updated = replace(record, **changes)
-        try:
-            metadata = await self.table.update_entity(
-                record_to_entity(updated), mode=UpdateMode.REPLACE, etag=record.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError as exc:
-            raise ConcurrencyConflict(str(record.job_id)) from exc
-        return replace(updated, etag=metadata["etag"])
-
-    async def transition(
-        self,
-        job_id: uuid.UUID,
-        decide: Callable[[JobRecord], Transition | None],
-        *,
-        current: JobRecord | None = None,
-        max_rounds: int = 8,
-    ) -> TransitionResult:
-        """Apply ``decide``'s transition; on a stale ETag re-read and re-decide.
-
-        ``decide`` returns None when there is nothing to do (the transition already happened, or
-        no longer applies), which makes re-applied transitions no-ops.
-        """
-        record = current
-        for _ in range(max_rounds):
-            if record is None:
-                record = await self.get(job_id)
-                if record is None:
-                    return TransitionResult(None, applied=False)
-            decision = decide(record)
-            if decision is None:
-                return TransitionResult(record, applied=False)
-            try:
-                return TransitionResult(await self.apply(record, decision), applied=True)
-            except ConcurrencyConflict:
-                record = None
-        raise ConcurrencyConflict(f"job {job_id}: still conflicting after {max_rounds} rounds")
-
-    async def history(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    async def history(self, job_id: uuid.UUID) -> list[HistoryEntry]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
             parameters={"pk": str(job_id), "lo": HISTORY_PREFIX, "hi": chr(ord(HISTORY_PREFIX) + 1)},
         )
-        return [dict(row) async for row in rows]
+        return [entity_to_history(row) async for row in rows]
 
-    async def get_marker(self, job_id: uuid.UUID, step_key: str) -> dict[str, Any] | None:
+    async def get_marker(self, job_id: uuid.UUID, step_key: str) -> str | None:
+        """The recorded result (JSON) of a ``once()`` step, or None if it never finished."""
         try:
             entity = await self.table.get_entity(str(job_id), _marker_key(step_key))
         except ResourceNotFoundError:
             return None
-        return dict(entity)
+        return str(entity.get("result", "null"))
 
     async def put_marker(self, job_id: uuid.UUID, step_key: str, result_json: str) -> None:
         entity = {"PartitionKey": str(job_id), "RowKey": _marker_key(step_key), "stepKey": step_key[:1024],
@@ -246,10 +218,32 @@ class StatusStore:
         with contextlib.suppress(ResourceExistsError):
             await self.table.create_entity(entity)
 
-    async def query(
-        self, query_filter: str, parameters: dict[str, Any], limit: int
-    ) -> AsyncIterator[JobRecord]:
-        """Status entities matching an OData filter (``@name`` tokens must stand alone)."""
+    # ---- named queries (maintenance). They filter on non-key properties, which Table storage
+    # serves by scanning the table; retention keeps it bounded (docs/operations.md).
+
+    def with_status(self, status: JobStatus, limit: int) -> AsyncIterator[JobRecord]:
+        return self._query("status eq @status", {"status": status.value}, limit)
+
+    def stranded_queued(self, visible_before: datetime, limit: int) -> AsyncIterator[JobRecord]:
+        """Queued jobs whose message should have been visible before the cutoff."""
+        return self._query("status eq @status and visibleAt lt @cutoff",
+                           {"status": JobStatus.QUEUED.value, "cutoff": visible_before}, limit)
+
+    def expired_leases(self, now: datetime, limit: int) -> AsyncIterator[JobRecord]:
+        """Running jobs whose lease ran out: their worker stopped renewing it."""
+        return self._query("status eq @status and leaseExpiresAt lt @now",
+                           {"status": JobStatus.RUNNING.value, "now": now}, limit)
+
+    def pending_outcomes(self, terminal_before: datetime, limit: int) -> AsyncIterator[JobRecord]:
+        """Terminal jobs whose outcome event is still owed after the grace period."""
+        return self._query("outcomePending eq @pending and terminalAt lt @cutoff",
+                           {"pending": True, "cutoff": terminal_before}, limit)
+
+    def finished_before(self, cutoff: datetime, limit: int) -> AsyncIterator[JobRecord]:
+        """Terminal jobs older than the retention cutoff."""
+        return self._query("terminalAt lt @cutoff", {"cutoff": cutoff}, limit)
+
+    async def _query(self, query_filter: str, parameters: dict[str, Any], limit: int) -> AsyncIterator[JobRecord]:
         rows = self.table.query_entities(
             f"RowKey eq @statusRow and {query_filter}", parameters={"statusRow": STATUS_ROW, **parameters},
             results_per_page=min(limit, 1000),

@@ -1,6 +1,6 @@
 """The HTTP API's request and response bodies, as pydantic models.
 
-Handlers build every body through these models, and the OpenAPI document (shared/openapi.py)
+Handlers build every body through these models, and the OpenAPI document (shared/api/openapi.py)
 is generated from the same classes, so the document cannot drift from what is served.
 """
 
@@ -9,18 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.contract import JobStatus, UtcDatetime
-
-
-def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as ``[{field, message}]`` for a problem's ``errors`` (inputs never echoed)."""
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ][:20]
+from shared.domain.contract import JobStatus, UtcDatetime
 
 
 class ApiModel(BaseModel):

@@ -10,8 +10,8 @@ import math
 
 from azure.storage.queue.aio import QueueClient
 
-from shared.contract import JobContract, JobOutcomeEvent
-from shared.storage import StorageClients
+from shared.domain.contract import JobContract, JobOutcomeEvent
+from shared.store.clients import StorageClients
 
 QUEUE_MESSAGE_LIMIT = 64 * 1024  # bytes, after base64
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600

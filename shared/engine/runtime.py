@@ -1,8 +1,9 @@
-"""The process-wide wiring: settings, storage clients, status store, queues and job types.
+"""The process-wide wiring: settings, storage clients, status store, queues, lifecycle, job types.
 
 One Runtime per process and event loop (the aio clients belong to the loop that created them):
 functions call ``await provider()``; the first call builds it and makes sure the tables, queues
 and containers exist (in Azure the template creates them; locally and in tests this does).
+The containers and tables come from the job types' declarations, not from names known here.
 """
 
 from __future__ import annotations
@@ -17,22 +18,21 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.data.tables.aio import TableClient
 
-from shared.auth import TokenValidator
-from shared.config import Settings, load_settings
-from shared.contract import utc_now
-from shared.job_index import JobIndex
-from shared.queues import JobQueues
-from shared.registry import JobRegistry
-from shared.status_store import StatusStore
-from shared.storage import StorageClients, TransportFactory
-from shared.tenant_data import TenantFiles, TenantRows
+from shared.config import Settings, StorageName, load_settings
+from shared.domain.contract import utc_now
+from shared.engine.lifecycle import Lifecycle
+from shared.handlers import JobRegistry
+from shared.store.clients import StorageClients, TransportFactory
+from shared.store.job_list import JobIndex
+from shared.store.queues import JobQueues
+from shared.store.status_table import StatusStore
+from shared.store.tenant_data import TenantFiles, TenantRows
 
 logger = logging.getLogger("jobs.runtime")
 
 
-@dataclass
+@dataclass(eq=False)  # identity: one Runtime is one process's wiring (and a weak-key for the API's caches)
 class Runtime:
     settings: Settings
     registry: JobRegistry
@@ -40,38 +40,37 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     store: StatusStore = field(init=False)
     queues: JobQueues = field(init=False)
-    validator: TokenValidator = field(init=False)
     index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
-    _index_table: TableClient = field(init=False, repr=False)
+    lifecycle: Lifecycle = field(init=False)
 
     def __post_init__(self) -> None:
-        self.validator = TokenValidator(self.settings)
-        self._index_table = self.clients.table(self.settings.index_table)
         self.store = StatusStore(self.clients.table(self.settings.jobs_table), self.clock)
         self.index = JobIndex(self.store.table)
         self.queues = JobQueues(
             self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
         )
+        self.lifecycle = Lifecycle(self.store, self.queues, self.clock)
+        self._tables = {n.setting: self.clients.table(self.settings.name_of(n)) for n in self.registry.tables()}
 
     def files(self, tenant_id: uuid.UUID) -> TenantFiles:
         return TenantFiles(self.clients, tenant_id)
 
-    def index_rows(self, tenant_id: uuid.UUID) -> TenantRows:
-        return TenantRows(self._index_table, tenant_id)
+    def rows(self, tenant_id: uuid.UUID, table: StorageName) -> TenantRows:
+        """A tenant's rows in a table a job type declared (one client per table, made at startup)."""
+        client = self._tables.get(table.setting)
+        if client is None:
+            raise ValueError(f"no job type declares the table {table.setting}")
+        return TenantRows(client, tenant_id)
 
     async def ensure_resources(self) -> None:
         """Create what the app uses if missing; tolerate a lack of permission (infra creates it)."""
         s = self.settings
-        creations: list[Awaitable[object]] = [
-            self.clients.tables.create_table(name) for name in (s.jobs_table, s.index_table)
-        ]
+        tables = [s.jobs_table, *(s.name_of(n) for n in self.registry.tables())]
+        creations: list[Awaitable[object]] = [self.clients.tables.create_table(name) for name in tables]
         creations += [
             self.clients.queues.create_queue(name) for name in (s.jobs_queue, s.poison_queue, s.outcomes_queue)
         ]
-        creations += [
-            self.clients.blobs.create_container(name)
-            for name in (s.documents_container, s.analysis_container, s.mail_container)
-        ]
+        creations += [self.clients.blobs.create_container(s.name_of(n)) for n in self.registry.containers()]
         for result in await asyncio.gather(*creations, return_exceptions=True):
             if isinstance(result, ResourceExistsError) or not isinstance(result, BaseException):
                 continue
@@ -85,22 +84,28 @@ class Runtime:
 
 
 class RuntimeProvider:
-    """Builds the Runtime lazily, once per event loop, from the environment."""
+    """Builds the Runtime lazily, once per event loop, from the environment.
+
+    The settings are validated once when the provider is made (at import of function_app), so a
+    malformed setting stops the app at startup with the setting's name, not on every request.
+    """
 
     def __init__(
         self,
         registry: JobRegistry,
         *,
-        settings: Callable[[], Settings] = load_settings,
         transport_factory: TransportFactory | None = None,
         client_options: Mapping[str, Any] | None = None,
     ):
         self.registry = registry
-        self._settings = settings
         self._transport_factory = transport_factory
         self._client_options = client_options
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self.settings()
+
+    def settings(self) -> Settings:
+        return load_settings(storage_names=self.registry.storage_names())
 
     async def __call__(self) -> Runtime:
         loop = asyncio.get_running_loop()
@@ -111,7 +116,7 @@ class RuntimeProvider:
         async with lock:
             runtime = self._runtimes.get(loop)
             if runtime is None:
-                settings = self._settings()
+                settings = self.settings()
                 clients = StorageClients.create(settings, self._transport_factory, self._client_options)
                 runtime = Runtime(settings, self.registry, clients)
                 await runtime.ensure_resources()

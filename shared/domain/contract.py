@@ -82,9 +82,6 @@ class JobContract(WireModel):
     created_at: UtcDatetime
     tenant_id: uuid.UUID
 
-    def next_attempt(self, attempt: int) -> JobContract:
-        return self.model_copy(update={"attempt": attempt})
-
 
 class JobOutcomeEvent(WireModel):
     """Emitted on ``job-outcomes`` after every terminal transition. Consumers dedupe by eventId."""

@@ -15,7 +15,6 @@ import asyncio
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,7 +22,8 @@ import jwt
 from jwt import PyJWKClient
 
 from shared.config import Settings
-from shared.errors import ErrorCode, JobsError
+from shared.domain.errors import ErrorCode, JobsError
+from shared.domain.principal import PERMISSIONS, Principal
 
 logger = logging.getLogger("jobs.auth")
 
@@ -32,26 +32,6 @@ LEEWAY_SECONDS = 60
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "tid", "oid"]
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
-
-# The permissions a token can carry (scp or roles); what each allows is shared/policy.py's business.
-SUBMIT, READ, ADMIN = "Jobs.Submit", "Jobs.Read", "Jobs.Admin"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: tenant + object id, and the permissions the token grants."""
-
-    tenant_id: str
-    object_id: str
-    permissions: frozenset[str]
-
-    @property
-    def key(self) -> str:
-        return f"{self.tenant_id}|{self.object_id}"
-
-    def has(self, permission: str) -> bool:
-        return permission in self.permissions
-
 
 def issuers_for(tenant: str) -> tuple[str, str]:
     return f"https://login.microsoftonline.com/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"
@@ -138,7 +118,7 @@ def _principal(claims: dict[str, Any], tenant: str) -> Principal:
         raise _invalid("oid is not a GUID")
     scopes = str(claims.get("scp", "")).split() if isinstance(claims.get("scp"), str) else []
     roles = [r for r in claims.get("roles", []) if isinstance(r, str)] if isinstance(claims.get("roles"), list) else []
-    permissions = frozenset(p for p in (*scopes, *roles) if p in (SUBMIT, READ, ADMIN))
+    permissions = frozenset(p for p in (*scopes, *roles) if p in PERMISSIONS)
     return Principal(tenant_id=tid, object_id=oid, permissions=permissions)
 
 

@@ -1,0 +1,160 @@
+"""The lifecycle owner: the one component that commits a job's status and what must follow it.
+
+Every status change of every job goes through ``Lifecycle.commit`` (or ``create`` for a new job):
+
+1. ``decide(record)`` returns the change to make (a typed ``Transition`` or ``Amendment`` from
+   the record's own methods), or None when there is nothing to do, which makes re-applied
+   decisions no-ops. It may raise to refuse (an API error, a lost lease).
+2. The change is written with the ETag of the record it was decided on. A stale ETag (412)
+   means someone else moved the job: re-read, decide again (at most ``max_rounds`` times).
+3. What follows a committed transition is decided here and only here (``rules.follow_up``):
+   the next attempt's message with its delay, the hand-over to the poison queue, or the outcome
+   event, published and ``outcomePending`` cleared when the write marked it. Whether a terminal
+   write marks the event pending is ``rules.outcome_owed_later``, chosen by the caller's Origin.
+4. A transition out of a terminal state (a re-drive) publishes the finished run's outcome first,
+   so a new run never swallows the old run's event.
+
+``alongside`` is the caller's own work that goes out in the same round trip as the follow-up
+(the list index rows of a submission or re-drive): it changes no job state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.domain.errors import ErrorCode, JobsError
+from shared.domain.record import Change, JobRecord, Transition
+from shared.domain.rules import FollowUp, Origin, follow_up, outcome_owed_later
+from shared.observability.logs import job_logger
+from shared.observability.traces import current_traceparent
+from shared.store.queues import JobQueues
+from shared.store.status_table import ConcurrencyConflict, JobAlreadyExists, StatusStore
+
+__all__ = ["Commit", "JobAlreadyExists", "Lifecycle", "Origin"]
+
+logger = logging.getLogger("jobs.lifecycle")
+Decide = Callable[[JobRecord], Change | None]
+Alongside = Callable[[JobRecord], Awaitable[object]]
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Commit:
+    record: JobRecord | None  # the job as it stands after the commit and its follow-up; None: no such job
+    change: Change | None  # what was written; None: the decision was a no-op
+
+    @property
+    def applied(self) -> bool:
+        return self.change is not None
+
+
+class Lifecycle:
+    def __init__(self, store: StatusStore, queues: JobQueues, clock: Callable[[], datetime]):
+        self.store = store
+        self.queues = queues
+        self.clock = clock
+
+    async def create(self, record: JobRecord, origin: Origin, *, reason: str = "Submitted",
+                     alongside: Alongside | None = None) -> JobRecord:
+        """Insert a new job (raises JobAlreadyExists), then send its first message when the origin owes it."""
+        created = record.created(reason)
+        written = await self.store.insert(created)
+        return await self._follow(Transition(None, written, created.entry), origin, alongside)
+
+    async def commit(self, job_id: uuid.UUID, decide: Decide, origin: Origin, *, current: JobRecord | None = None,
+                     alongside: Alongside | None = None, max_rounds: int = MAX_ROUNDS) -> Commit:
+        """Decide, write If-Match, follow up; on a stale ETag re-read and re-decide."""
+        try:
+            return await self._commit(job_id, decide, origin, current, alongside=alongside, max_rounds=max_rounds)
+        except ConcurrencyConflict as exc:
+            raise JobsError(ErrorCode.STORAGE_UNAVAILABLE, "the job is changing rapidly; retry") from exc
+
+    async def publish_outcome(self, record: JobRecord) -> JobRecord:
+        """Send a terminal job's outcome event (again: its id is deterministic), then clear the pending mark."""
+        event = record.outcome_event(current_traceparent())
+        await self.queues.send_outcome(event)
+        job_logger(record).info(
+            "outcome %s emitted", record.status.value,
+            extra={"outcome": record.status.value, "outcomeCode": event.code, "eventId": str(event.event_id)},
+        )
+        if not record.outcome_pending:
+            return record
+        try:
+            commit = await self._commit(record.job_id, _clear_pending, Origin.SWEEP, record, alongside=None,
+                                        max_rounds=3)
+        except ConcurrencyConflict:
+            logger.warning("could not clear outcomePending for job %s; maintenance may re-send it", record.job_id)
+            return record
+        return commit.record or record
+
+    async def look_again_after_lease(self, record: JobRecord) -> float:
+        """Leave a copy of the running attempt's message that becomes visible just after its lease ends."""
+        now = self.clock()
+        expires = record.lease_expires_at or now
+        delay = max(1.0, (expires - now).total_seconds() + 1)
+        # The running attempt's contract, not the next one: if the job is Queued for a retry by the time the
+        # copy arrives, the copy is stale and the retry's own message keeps its backoff.
+        await self.queues.send_job(record.running_contract(), delay)
+        return delay
+
+    async def refuse_message(self, body: str) -> None:
+        """A message that is not a job contract goes straight to the poison path (never a crash loop)."""
+        await self.queues.send_poison(body)
+
+    async def _commit(self, job_id: uuid.UUID, decide: Decide, origin: Origin, current: JobRecord | None, *,
+                      alongside: Alongside | None, max_rounds: int) -> Commit:
+        record = current
+        for _ in range(max_rounds):
+            if record is None:
+                record = await self.store.get(job_id)
+                if record is None:
+                    return Commit(None, None)
+            change = decide(record)
+            if change is None:
+                return Commit(record, None)
+            if isinstance(change, Transition):
+                change = self._marked(change, origin)
+                if record.is_terminal and not change.after.is_terminal:
+                    await self.publish_outcome(record)  # the finished run's event before the new run begins
+            try:
+                written = await self.store.write(change)
+            except ConcurrencyConflict:
+                record = None
+                continue
+            if isinstance(change, Transition):
+                return Commit(await self._follow(Transition(change.before, written, change.entry), origin, alongside),
+                              change)
+            if alongside is not None:
+                await alongside(written)
+            return Commit(written, change)
+        raise ConcurrencyConflict(f"job {job_id}: still conflicting after {max_rounds} rounds")
+
+    @staticmethod
+    def _marked(transition: Transition, origin: Origin) -> Transition:
+        pending = outcome_owed_later(transition.after, origin)
+        return Transition(transition.before, transition.after.with_outcome_pending(pending), transition.entry)
+
+    async def _follow(self, transition: Transition, origin: Origin, alongside: Alongside | None) -> JobRecord:
+        after = transition.after
+        step = follow_up(transition, origin)
+        sends: list[Awaitable[object]] = []
+        if step is FollowUp.SEND_NEXT:
+            delay = max(0.0, (after.visible_at - self.clock()).total_seconds())
+            sends.append(self.queues.send_job(after.next_contract(), delay))
+        elif step is FollowUp.HAND_TO_POISON:
+            sends.append(self.queues.send_poison(after.running_contract().to_json()))
+        if alongside is not None:
+            sends.append(alongside(after))
+        await asyncio.gather(*sends)
+        if step is FollowUp.PUBLISH:
+            return await self.publish_outcome(after)
+        return after
+
+
+def _clear_pending(record: JobRecord) -> Change | None:
+    return record.outcome_published() if record.outcome_pending else None
