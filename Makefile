@@ -11,7 +11,7 @@ install:  ## create .venv and install Python and npm dependencies
 	scripts/bootstrap.sh
 
 lint:
-	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client function_app.py
+	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client function_app.py && .venv/bin/lint-imports
 
 bench:    ## the app's submit and process paths vs a raw-SDK baseline (starts its own Azurite); prints ratios
 	scripts/bootstrap.sh && .venv/bin/python -m bench $(BENCH_ARGS)
