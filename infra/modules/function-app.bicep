@@ -90,6 +90,16 @@ var platformSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }
 
+// siteConfig holds only properties a Flex Consumption site accepts (tests/infra/test_structure.py
+// enforces this allowlist). Flex rejects the App Service hosting knobs in siteConfig with ARM
+// error 51021 ("site configuration properties ... for Flex Consumption sites is invalid"; older
+// regional stamps ignore them, newer ones refuse them, whatever the value). Among them:
+// ftpsState, alwaysOn, linuxFxVersion/windowsFxVersion and every *Version runtime stack,
+// use32BitWorkerProcess, functionAppScaleLimit, minimumElasticInstanceCount,
+// preWarmedInstanceCount. Runtime and scale live in functionAppConfig; FTP is off through the
+// 'ftp' basic-publishing-credentials policy below (no credential can sign in). The five kept
+// are among those the Flex site config of Terraform's azurerm_function_app_flex_consumption
+// resource exposes: minimum TLS, SCM minimum TLS, remote debugging, HTTP/2 and CORS.
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
@@ -110,7 +120,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       remoteDebuggingEnabled: false
       http20Enabled: true
       cors: {

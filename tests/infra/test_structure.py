@@ -20,6 +20,7 @@ from tests.infra.templates import (
     main,
     module,
     only_resource,
+    parse,
     resources_of_type,
     strip_comments,
     template_app_settings,
@@ -42,6 +43,14 @@ FORBIDDEN_ROLES = {
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "f1a07417-d97a-45cb-824c-7a7467783830": "Managed Identity Operator",
 }
+# siteConfig keys this template may set on a Flex Consumption site, and keys Flex refuses (ARM
+# error 51021 on newer stamps). Runtime and scale go in functionAppConfig instead.
+FLEX_SITE_CONFIG_ACCEPTED = {"minTlsVersion", "scmMinTlsVersion", "remoteDebuggingEnabled", "http20Enabled", "cors"}
+FLEX_SITE_CONFIG_REJECTED = (
+    "ftpsState", "alwaysOn", "linuxFxVersion", "windowsFxVersion", "pythonVersion", "javaVersion",
+    "netFrameworkVersion", "powerShellVersion", "nodeVersion", "phpVersion", "use32BitWorkerProcess",
+    "functionAppScaleLimit", "minimumElasticInstanceCount", "preWarmedInstanceCount",
+)
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -105,13 +114,43 @@ def test_site_is_a_hardened_linux_python_function_app() -> None:
     config = props["siteConfig"]
     assert config["minTlsVersion"] == "1.2"
     assert config["scmMinTlsVersion"] == "1.2"
-    assert config["ftpsState"] == "Disabled"
     assert config["remoteDebuggingEnabled"] is False
     assert config["http20Enabled"] is True
     runtime = props["functionAppConfig"]["runtime"]
     assert runtime == {"name": "python", "version": "3.11"}
     tags = function_arg(app["tags"], "union")
     assert tags[1] == {"'azd-service-name'": "api"}
+
+
+def test_site_config_holds_only_what_flex_consumption_accepts() -> None:
+    """Flex Consumption refuses App Service hosting knobs in siteConfig (ARM error 51021, newer
+    regional stamps; older ones ignore them), whatever their value: a template that sets one
+    deploys in some regions and fails in others. The allowlist is the security settings this
+    template needs, each offered by the Flex site config (Terraform's
+    azurerm_function_app_flex_consumption exposes them); runtime and scale belong in
+    functionAppConfig, FTP is off through the publishing-credentials policy."""
+    config = site()["properties"]["siteConfig"]
+    assert set(config) <= FLEX_SITE_CONFIG_ACCEPTED, sorted(set(config) - FLEX_SITE_CONFIG_ACCEPTED)
+    assert {"minTlsVersion", "http20Enabled", "cors"} <= set(config)  # the test sees the real object
+    text = strip_comments(bicep_text())
+    for name in FLEX_SITE_CONFIG_REJECTED:
+        assert not re.search(rf"\b{name}\s*:", text), f"{name} is invalid on Flex Consumption sites"
+    # No separate `web` config resource carrying them either.
+    for path in INFRA.rglob("*.bicep"):
+        for declaration in resources_of_type(parse(path), "Microsoft.Web/sites/config").values():
+            assert body(declaration)["name"] != "web", f"{path}: siteConfig goes in the site, Flex-valid keys only"
+    # What Flex wants instead of the rejected keys.
+    flex = site()["properties"]["functionAppConfig"]
+    assert {"runtime", "scaleAndConcurrency", "deployment"} <= set(flex)
+
+
+def test_ftp_stays_off_without_ftps_state() -> None:
+    # ftpsState is gone (Flex refuses it); FTP is still closed: no FTP credential may sign in.
+    policies = resources_of_type(module("function-app"), "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    ftp = [body(p) for p in policies.values() if body(p)["name"] == "ftp"]
+    assert len(ftp) == 1 and ftp[0]["properties"]["allow"] is False
+    assert ftp[0]["parent"] == "site"
+    assert "CKV_AZURE_78" in (INFRA / ".checkov.yaml").read_text(), "the ftpsState check needs its skip"
 
 
 def test_cors_has_no_wildcard_and_defaults_to_no_origins() -> None:
