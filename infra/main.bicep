@@ -11,7 +11,47 @@ targetScope = 'subscription'
 @description('Name of the azd environment: names the resource group and seeds every resource name.')
 param environmentName string
 
+// Regions that offer the Flex Consumption plan: the list of the official azd Flex Consumption
+// Python sample (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep at
+// 7ed4638) without its canary region eastus2euap (early-access subscriptions only). azd offers
+// only these at its prompt, and a wrong AZURE_LOCATION fails the deployment's validation before
+// anything is created, instead of failing in provisioning. Flex reaches new regions over time:
+// `az functionapp list-flexconsumption-locations` is the live list; add a region here (and in
+// tests/infra/test_structure.py) when it shows up there.
 @minLength(1)
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @description('Azure region for every resource; it must offer the Flex Consumption plan.')
 @metadata({
   azd: {

@@ -51,6 +51,16 @@ FLEX_SITE_CONFIG_REJECTED = (
     "netFrameworkVersion", "powerShellVersion", "nodeVersion", "phpVersion", "use32BitWorkerProcess",
     "functionAppScaleLimit", "minimumElasticInstanceCount", "preWarmedInstanceCount",
 )
+# Flex Consumption regions: the official azd Flex Consumption Python sample's @allowed list
+# (Azure-Samples/functions-quickstart-python-http-azd infra/main.bicep, 7ed4638) without its
+# canary region eastus2euap. `az functionapp list-flexconsumption-locations` is the live list.
+FLEX_REGIONS = [
+    "australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "centralindia", "centralus",
+    "eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral", "italynorth", "japaneast",
+    "koreacentral", "northcentralus", "northeurope", "norwayeast", "southafricanorth", "southcentralus",
+    "southeastasia", "southindia", "spaincentral", "swedencentral", "uaenorth", "uksouth", "ukwest",
+    "westcentralus", "westeurope", "westus", "westus2", "westus3",
+]
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -187,6 +197,28 @@ def test_basic_publishing_credentials_are_off() -> None:
     policies = resources_of_type(module("function-app"), "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
     assert {body(p)["name"] for p in policies.values()} == {"scm", "ftp"}
     assert all(body(p)["properties"]["allow"] is False for p in policies.values())
+
+
+# ---------------------------------------------------------------------------------- region
+
+
+def test_location_is_limited_to_flex_consumption_regions() -> None:
+    """A region without Flex Consumption must not get past the prompt: azd offers only the
+    @allowed values, and ARM refuses any other before creating anything."""
+    location = main()["parameters"]["location"]
+    allowed = decorator(location, "allowed")
+    assert allowed == FLEX_REGIONS, sorted(set(allowed or []) ^ set(FLEX_REGIONS))
+    assert len(allowed) == len(set(allowed)) and allowed == sorted(allowed)
+    assert "eastus2euap" not in allowed  # canary: early-access subscriptions only
+    assert decorator(location, "metadata") == {"azd": {"type": "location"}}
+    assert location.get("default") is None, "no default region: azd asks, from the list"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    # Every module is deployed in that one validated region.
+    for name, declaration in main()["modules"].items():
+        params = body(declaration)["params"]
+        if "location" in params:
+            assert params["location"] == "location", name
 
 
 # ------------------------------------------------------------------------- identity-based settings
