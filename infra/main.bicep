@@ -63,16 +63,35 @@ param location string
 @description('Resource group name. Empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Optional object id of an operator (the person running azd, by default) who gets data-plane read/drain roles for the runbook. Empty: none.')
+@description('Object id of the principal running the deployment. azd fills it (AZURE_PRINCIPAL_ID) with the signed-in account. It becomes the operator (data-plane read/drain roles for the runbook) unless operatorPrincipalId is set. Empty: none.')
 param principalId string = ''
 
+// azd substitutes ${AZURE_PRINCIPAL_TYPE} in main.parameters.json with the type of its own
+// sign-in: 'ServicePrincipal' after `azd auth login --client-id ...` (CI, federated or secret),
+// else 'User'. A role assignment whose principalType does not match the principal fails with
+// UnmatchedPrincipalType, so the type must follow the sign-in, never a fixed 'User'.
 @allowed([
   'User'
   'Group'
   'ServicePrincipal'
 ])
-@description('Kind of principalId.')
+@description('Kind of principalId: filled by azd from its sign-in (User or ServicePrincipal). Outside azd, pass it with principalId.')
 param principalType string = 'User'
+
+@description('Operator other than the deploying principal (e.g. an operations group\'s object id). Empty: principalId.')
+param operatorPrincipalId string = ''
+
+@allowed([
+  ''
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of operatorPrincipalId (set it together with operatorPrincipalId). Empty: principalType.')
+param operatorPrincipalType string = ''
+
+@description('Give the operator its data-plane roles. false: no operator roles at all.')
+param enableOperatorRoles bool = true
 
 // ---------------------------------------------------------------------------------------------
 // Authentication of callers (validated in code by shared/auth.py)
@@ -241,6 +260,9 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// The operator who gets the runbook's data-plane roles (none when disabled or unknown).
+var operatorId = enableOperatorRoles ? (empty(operatorPrincipalId) ? principalId : operatorPrincipalId) : ''
+var operatorType = empty(operatorPrincipalType) ? principalType : operatorPrincipalType
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 // Every setting the code reads (shared/config.py), except the dev-only JOBS_AUTH_JWKS_URI (the
@@ -332,8 +354,8 @@ module rbac './modules/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     appPrincipalId: identity.outputs.principalId
-    operatorPrincipalId: principalId
-    operatorPrincipalType: principalType
+    operatorPrincipalId: operatorId
+    operatorPrincipalType: operatorType
   }
 }
 

@@ -310,6 +310,41 @@ def test_operator_roles_are_optional_and_read_or_process_only() -> None:
         assert function_arg(config["name"], "guid") is not None, name
 
 
+def test_operator_principal_type_follows_the_sign_in() -> None:
+    """A role assignment whose principalType does not match the principal fails
+    (UnmatchedPrincipalType): a CI run signed in as a service principal must not be assigned as
+    a User. azd substitutes ${AZURE_PRINCIPAL_TYPE} with its sign-in's type; overrides exist for
+    another operator (e.g. a group) and for none."""
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert values["principalType"]["value"].startswith("${AZURE_PRINCIPAL_TYPE")
+    assert values["operatorPrincipalId"]["value"] == "${OPERATOR_PRINCIPAL_ID=}"
+    assert values["operatorPrincipalType"]["value"] == "${OPERATOR_PRINCIPAL_TYPE=}"
+    assert values["enableOperatorRoles"]["value"] == "${OPERATOR_ROLES_ENABLED=true}"
+    parameters = main()["parameters"]
+    assert decorator(parameters["principalType"], "allowed") == ["User", "Group", "ServicePrincipal"]
+    assert decorator(parameters["operatorPrincipalType"], "allowed") == ["", "User", "Group", "ServicePrincipal"]
+    assert parameters["operatorPrincipalId"]["default"] == "" and parameters["operatorPrincipalType"]["default"] == ""
+    assert parameters["enableOperatorRoles"]["default"] is True
+    variables = main()["variables"]
+    kind = variables["operatorType"]["value"]["operator"]
+    assert kind["type"] == "conditional"
+    assert kind["operands"]["true_value"] == "principalType"
+    assert kind["operands"]["false_value"] == "operatorPrincipalType"
+    who = variables["operatorId"]["value"]["operator"]["operands"]
+    assert who["condition"] == "enableOperatorRoles" and who["false_value"] == ""
+    assert who["true_value"]["operator"]["operands"]["true_value"] == "principalId"
+    assert who["true_value"]["operator"]["operands"]["false_value"] == "operatorPrincipalId"
+    params = body(main()["modules"]["rbac"])["params"]
+    assert params["operatorPrincipalId"] == "operatorId" and params["operatorPrincipalType"] == "operatorType"
+    # The module cannot fall back to a fixed kind, and every operator assignment uses the parameter.
+    assert module("rbac")["parameters"]["operatorPrincipalType"].get("default") is None
+    for name, assignment in role_assignments().items():
+        props = body(assignment)["properties"]
+        if props["principalId"] == "operatorPrincipalId":
+            assert props["principalType"] == "operatorPrincipalType", name
+
+
 def test_no_broad_role_anywhere() -> None:
     guids = {g.lower() for g in GUID.findall(bicep_text())}
     assert not guids & set(FORBIDDEN_ROLES), {FORBIDDEN_ROLES[g] for g in guids & set(FORBIDDEN_ROLES)}
