@@ -150,6 +150,20 @@ param enableStorageDiagnostics bool = false
 param corsAllowedOrigins array = []
 
 // ---------------------------------------------------------------------------------------------
+// Telemetry
+
+@allowed([
+  '1.0'
+  '0.5'
+  '0.25'
+  '0.1'
+  '0.05'
+  '0.01'
+])
+@description('OTEL_TRACES_SAMPLER_ARG: share of job traces sent to Application Insights (sampler microsoft.fixed_percentage, whole traces kept or dropped). 1.0: every trace.')
+param traceSamplingRatio string = '1.0'
+
+// ---------------------------------------------------------------------------------------------
 // The app's settings (defaults = the code's defaults in shared/config.py; docs/configuration.md)
 
 @minLength(3)
@@ -376,6 +390,7 @@ module functionApp './modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
     corsAllowedOrigins: corsAllowedOrigins
+    traceSamplingRatio: traceSamplingRatio
     appSettings: jobsAppSettings
   }
   // The host starts with the identity's data roles in place (they still take minutes to apply).

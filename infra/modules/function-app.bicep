@@ -52,6 +52,23 @@ param corsAllowedOrigins array = []
 @description('The app\'s own settings (JOBS_*), built in main.bicep from its parameters.')
 param appSettings object
 
+// Trace sampling of the Azure Monitor OpenTelemetry distro (azure-monitor-opentelemetry 1.8.x,
+// read from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG). Unset, the distro rate-limits to 5
+// traces per second per process, so under load whole jobs vanish from the end-to-end view.
+// 'microsoft.fixed_percentage' is Application Insights' own sampler: the decision is a hash of
+// the trace id, so submit, handler and outcome (one trace id per job, across instances) are kept
+// or dropped together, and the kept share is recorded for Application Insights' counts.
+@allowed([
+  '1.0'
+  '0.5'
+  '0.25'
+  '0.1'
+  '0.05'
+  '0.01'
+])
+@description('Share of traces kept (OTEL_TRACES_SAMPLER_ARG of the microsoft.fixed_percentage sampler): 1.0 = every job\'s trace.')
+param traceSamplingRatio string = '1.0'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -88,6 +105,9 @@ var platformSettings = {
   // identity authenticates ingestion). PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays unset:
   // the worker would configure a second exporter and every record would be sent twice.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Sampling, stated instead of the distro's rate-limited default (see traceSamplingRatio).
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: traceSamplingRatio
 }
 
 // siteConfig holds only properties a Flex Consumption site accepts (tests/infra/test_structure.py

@@ -61,6 +61,7 @@ FLEX_REGIONS = [
     "southeastasia", "southindia", "spaincentral", "swedencentral", "uaenorth", "uksouth", "ukwest",
     "westcentralus", "westeurope", "westus", "westus2", "westus3",
 ]
+TRACE_SAMPLING_RATIOS = ["1.0", "0.5", "0.25", "0.1", "0.05", "0.01"]
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -373,6 +374,29 @@ def test_easy_auth_is_optional_and_off_by_default() -> None:
     assert props["globalValidation"]["requireAuthentication"] is True
     assert props["globalValidation"]["unauthenticatedClientAction"] == "Return401"
     assert props["identityProviders"]["azureActiveDirectory"]["registration"]["clientId"] == "clientId"
+
+
+# ------------------------------------------------------------------------------- trace sampling
+
+
+def test_trace_sampling_is_a_stated_setting_keeping_whole_traces() -> None:
+    """Unset, the Azure Monitor distro samples at 5 traces per second per process (its
+    rate-limited sampler): under load whole jobs vanish from the end-to-end view. The template
+    states the sampler (Application Insights' fixed-percentage sampler: one decision per trace id,
+    so a job's submit, handler and outcome are kept or dropped together) and its ratio, default
+    every trace. tests/telemetry checks what the distro makes of these two settings."""
+    settings = template_app_settings()
+    assert settings["OTEL_TRACES_SAMPLER"] == "microsoft.fixed_percentage"
+    assert settings["OTEL_TRACES_SAMPLER_ARG"] == "traceSamplingRatio"
+    for template in (main(), module("function-app")):
+        ratio = template["parameters"]["traceSamplingRatio"]
+        assert ratio["type"] == "string" and ratio["default"] == "1.0"
+        allowed = decorator(ratio, "allowed")
+        assert allowed == TRACE_SAMPLING_RATIOS, allowed
+        assert all(0.0 < float(value) <= 1.0 for value in allowed)
+    assert body(main()["modules"]["functionApp"])["params"]["traceSamplingRatio"] == "traceSamplingRatio"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["traceSamplingRatio"]["value"] == "${TRACE_SAMPLING_RATIO=1.0}"
 
 
 # ---------------------------------------------------------------------------- alerts and workbook
