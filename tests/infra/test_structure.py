@@ -428,6 +428,8 @@ def test_workbook_is_loaded_from_its_json_and_searches_by_job_and_correlation() 
     assert "jobs.workbook.json" in serialized and "__APPLICATION_INSIGHTS_ID__" in serialized
     document = json.loads(WORKBOOK_JSON.read_text())
     assert document["version"] == "Notebook/1.0"
+    # properties.version is the workbook schema version and matches serializedData's own.
+    assert workbook["properties"]["version"] == document["version"]
     assert document["fallbackResourceIds"] == ["__APPLICATION_INSIGHTS_ID__"]
     parameters = [p["name"] for item in document["items"] if item["type"] == 9 for p in item["content"]["parameters"]]
     assert {"TimeRange", "JobId", "CorrelationId"} <= set(parameters)
