@@ -11,7 +11,47 @@ targetScope = 'subscription'
 @description('Name of the azd environment: names the resource group and seeds every resource name.')
 param environmentName string
 
+// Regions that offer the Flex Consumption plan: the list of the official azd Flex Consumption
+// Python sample (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep at
+// 7ed4638) without its canary region eastus2euap (early-access subscriptions only). azd offers
+// only these at its prompt, and a wrong AZURE_LOCATION fails the deployment's validation before
+// anything is created, instead of failing in provisioning. Flex reaches new regions over time:
+// `az functionapp list-flexconsumption-locations` is the live list; add a region here (and in
+// tests/infra/test_structure.py) when it shows up there.
 @minLength(1)
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @description('Azure region for every resource; it must offer the Flex Consumption plan.')
 @metadata({
   azd: {
@@ -23,16 +63,35 @@ param location string
 @description('Resource group name. Empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Optional object id of an operator (the person running azd, by default) who gets data-plane read/drain roles for the runbook. Empty: none.')
+@description('Object id of the principal running the deployment. azd fills it (AZURE_PRINCIPAL_ID) with the signed-in account. It becomes the operator (data-plane read/drain roles for the runbook) unless operatorPrincipalId is set. Empty: none.')
 param principalId string = ''
 
+// azd substitutes ${AZURE_PRINCIPAL_TYPE} in main.parameters.json with the type of its own
+// sign-in: 'ServicePrincipal' after `azd auth login --client-id ...` (CI, federated or secret),
+// else 'User'. A role assignment whose principalType does not match the principal fails with
+// UnmatchedPrincipalType, so the type must follow the sign-in, never a fixed 'User'.
 @allowed([
   'User'
   'Group'
   'ServicePrincipal'
 ])
-@description('Kind of principalId.')
+@description('Kind of principalId: filled by azd from its sign-in (User or ServicePrincipal). Outside azd, pass it with principalId.')
 param principalType string = 'User'
+
+@description('Operator other than the deploying principal (e.g. an operations group\'s object id). Empty: principalId.')
+param operatorPrincipalId string = ''
+
+@allowed([
+  ''
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of operatorPrincipalId (set it together with operatorPrincipalId). Empty: principalType.')
+param operatorPrincipalType string = ''
+
+@description('Give the operator its data-plane roles. false: no operator roles at all.')
+param enableOperatorRoles bool = true
 
 // ---------------------------------------------------------------------------------------------
 // Authentication of callers (validated in code by shared/auth.py)
@@ -89,6 +148,20 @@ param enableStorageDiagnostics bool = false
 
 @description('Browser origins allowed by CORS (explicit origins only). Empty: no CORS.')
 param corsAllowedOrigins array = []
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry
+
+@allowed([
+  '1.0'
+  '0.5'
+  '0.25'
+  '0.1'
+  '0.05'
+  '0.01'
+])
+@description('OTEL_TRACES_SAMPLER_ARG: share of job traces sent to Application Insights (sampler microsoft.fixed_percentage, whole traces kept or dropped). 1.0: every trace.')
+param traceSamplingRatio string = '1.0'
 
 // ---------------------------------------------------------------------------------------------
 // The app's settings (defaults = the code's defaults in shared/config.py; docs/configuration.md)
@@ -201,6 +274,9 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// The operator who gets the runbook's data-plane roles (none when disabled or unknown).
+var operatorId = enableOperatorRoles ? (empty(operatorPrincipalId) ? principalId : operatorPrincipalId) : ''
+var operatorType = empty(operatorPrincipalType) ? principalType : operatorPrincipalType
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 // Every setting the code reads (shared/config.py), except the dev-only JOBS_AUTH_JWKS_URI (the
@@ -292,8 +368,8 @@ module rbac './modules/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     appPrincipalId: identity.outputs.principalId
-    operatorPrincipalId: principalId
-    operatorPrincipalType: principalType
+    operatorPrincipalId: operatorId
+    operatorPrincipalType: operatorType
   }
 }
 
@@ -314,6 +390,7 @@ module functionApp './modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
     corsAllowedOrigins: corsAllowedOrigins
+    traceSamplingRatio: traceSamplingRatio
     appSettings: jobsAppSettings
   }
   // The host starts with the identity's data roles in place (they still take minutes to apply).

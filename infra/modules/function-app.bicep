@@ -52,6 +52,23 @@ param corsAllowedOrigins array = []
 @description('The app\'s own settings (JOBS_*), built in main.bicep from its parameters.')
 param appSettings object
 
+// Trace sampling of the Azure Monitor OpenTelemetry distro (azure-monitor-opentelemetry 1.8.x,
+// read from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG). Unset, the distro rate-limits to 5
+// traces per second per process, so under load whole jobs vanish from the end-to-end view.
+// 'microsoft.fixed_percentage' is Application Insights' own sampler: the decision is a hash of
+// the trace id, so submit, handler and outcome (one trace id per job, across instances) are kept
+// or dropped together, and the kept share is recorded for Application Insights' counts.
+@allowed([
+  '1.0'
+  '0.5'
+  '0.25'
+  '0.1'
+  '0.05'
+  '0.01'
+])
+@description('Share of traces kept (OTEL_TRACES_SAMPLER_ARG of the microsoft.fixed_percentage sampler): 1.0 = every job\'s trace.')
+param traceSamplingRatio string = '1.0'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -88,8 +105,21 @@ var platformSettings = {
   // identity authenticates ingestion). PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays unset:
   // the worker would configure a second exporter and every record would be sent twice.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Sampling, stated instead of the distro's rate-limited default (see traceSamplingRatio).
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: traceSamplingRatio
 }
 
+// siteConfig holds only properties a Flex Consumption site accepts (tests/infra/test_structure.py
+// enforces this allowlist). Flex rejects the App Service hosting knobs in siteConfig with ARM
+// error 51021 ("site configuration properties ... for Flex Consumption sites is invalid"; older
+// regional stamps ignore them, newer ones refuse them, whatever the value). Among them:
+// ftpsState, alwaysOn, linuxFxVersion/windowsFxVersion and every *Version runtime stack,
+// use32BitWorkerProcess, functionAppScaleLimit, minimumElasticInstanceCount,
+// preWarmedInstanceCount. Runtime and scale live in functionAppConfig; FTP is off through the
+// 'ftp' basic-publishing-credentials policy below (no credential can sign in). The five kept
+// are among those the Flex site config of Terraform's azurerm_function_app_flex_consumption
+// resource exposes: minimum TLS, SCM minimum TLS, remote debugging, HTTP/2 and CORS.
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
@@ -110,7 +140,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       remoteDebuggingEnabled: false
       http20Enabled: true
       cors: {

@@ -34,8 +34,8 @@ param operatorPrincipalId string = ''
   'Group'
   'ServicePrincipal'
 ])
-@description('Kind of the operator principal.')
-param operatorPrincipalType string = 'User'
+@description('Kind of the operator principal: it must match the principal (UnmatchedPrincipalType otherwise), so no default; main.bicep passes azd\'s sign-in type or the override.')
+param operatorPrincipalType string
 
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'

@@ -26,7 +26,8 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
     displayName: displayName
     category: 'workbook'
     sourceId: sourceId
-    version: '1.0'
+    // The workbook schema version, as in serializedData's own "version" (not a revision number).
+    version: 'Notebook/1.0'
     serializedData: replace(loadTextContent('../workbooks/jobs.workbook.json'), '__APPLICATION_INSIGHTS_ID__', sourceId)
   }
 }

@@ -20,6 +20,7 @@ from tests.infra.templates import (
     main,
     module,
     only_resource,
+    parse,
     resources_of_type,
     strip_comments,
     template_app_settings,
@@ -42,6 +43,25 @@ FORBIDDEN_ROLES = {
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "f1a07417-d97a-45cb-824c-7a7467783830": "Managed Identity Operator",
 }
+# siteConfig keys this template may set on a Flex Consumption site, and keys Flex refuses (ARM
+# error 51021 on newer stamps). Runtime and scale go in functionAppConfig instead.
+FLEX_SITE_CONFIG_ACCEPTED = {"minTlsVersion", "scmMinTlsVersion", "remoteDebuggingEnabled", "http20Enabled", "cors"}
+FLEX_SITE_CONFIG_REJECTED = (
+    "ftpsState", "alwaysOn", "linuxFxVersion", "windowsFxVersion", "pythonVersion", "javaVersion",
+    "netFrameworkVersion", "powerShellVersion", "nodeVersion", "phpVersion", "use32BitWorkerProcess",
+    "functionAppScaleLimit", "minimumElasticInstanceCount", "preWarmedInstanceCount",
+)
+# Flex Consumption regions: the official azd Flex Consumption Python sample's @allowed list
+# (Azure-Samples/functions-quickstart-python-http-azd infra/main.bicep, 7ed4638) without its
+# canary region eastus2euap. `az functionapp list-flexconsumption-locations` is the live list.
+FLEX_REGIONS = [
+    "australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "centralindia", "centralus",
+    "eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral", "italynorth", "japaneast",
+    "koreacentral", "northcentralus", "northeurope", "norwayeast", "southafricanorth", "southcentralus",
+    "southeastasia", "southindia", "spaincentral", "swedencentral", "uaenorth", "uksouth", "ukwest",
+    "westcentralus", "westeurope", "westus", "westus2", "westus3",
+]
+TRACE_SAMPLING_RATIOS = ["1.0", "0.5", "0.25", "0.1", "0.05", "0.01"]
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -105,13 +125,43 @@ def test_site_is_a_hardened_linux_python_function_app() -> None:
     config = props["siteConfig"]
     assert config["minTlsVersion"] == "1.2"
     assert config["scmMinTlsVersion"] == "1.2"
-    assert config["ftpsState"] == "Disabled"
     assert config["remoteDebuggingEnabled"] is False
     assert config["http20Enabled"] is True
     runtime = props["functionAppConfig"]["runtime"]
     assert runtime == {"name": "python", "version": "3.11"}
     tags = function_arg(app["tags"], "union")
     assert tags[1] == {"'azd-service-name'": "api"}
+
+
+def test_site_config_holds_only_what_flex_consumption_accepts() -> None:
+    """Flex Consumption refuses App Service hosting knobs in siteConfig (ARM error 51021, newer
+    regional stamps; older ones ignore them), whatever their value: a template that sets one
+    deploys in some regions and fails in others. The allowlist is the security settings this
+    template needs, each offered by the Flex site config (Terraform's
+    azurerm_function_app_flex_consumption exposes them); runtime and scale belong in
+    functionAppConfig, FTP is off through the publishing-credentials policy."""
+    config = site()["properties"]["siteConfig"]
+    assert set(config) <= FLEX_SITE_CONFIG_ACCEPTED, sorted(set(config) - FLEX_SITE_CONFIG_ACCEPTED)
+    assert {"minTlsVersion", "http20Enabled", "cors"} <= set(config)  # the test sees the real object
+    text = strip_comments(bicep_text())
+    for name in FLEX_SITE_CONFIG_REJECTED:
+        assert not re.search(rf"\b{name}\s*:", text), f"{name} is invalid on Flex Consumption sites"
+    # No separate `web` config resource carrying them either.
+    for path in INFRA.rglob("*.bicep"):
+        for declaration in resources_of_type(parse(path), "Microsoft.Web/sites/config").values():
+            assert body(declaration)["name"] != "web", f"{path}: siteConfig goes in the site, Flex-valid keys only"
+    # What Flex wants instead of the rejected keys.
+    flex = site()["properties"]["functionAppConfig"]
+    assert {"runtime", "scaleAndConcurrency", "deployment"} <= set(flex)
+
+
+def test_ftp_stays_off_without_ftps_state() -> None:
+    # ftpsState is gone (Flex refuses it); FTP is still closed: no FTP credential may sign in.
+    policies = resources_of_type(module("function-app"), "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    ftp = [body(p) for p in policies.values() if body(p)["name"] == "ftp"]
+    assert len(ftp) == 1 and ftp[0]["properties"]["allow"] is False
+    assert ftp[0]["parent"] == "site"
+    assert "CKV_AZURE_78" in (INFRA / ".checkov.yaml").read_text(), "the ftpsState check needs its skip"
 
 
 def test_cors_has_no_wildcard_and_defaults_to_no_origins() -> None:
@@ -148,6 +198,28 @@ def test_basic_publishing_credentials_are_off() -> None:
     policies = resources_of_type(module("function-app"), "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
     assert {body(p)["name"] for p in policies.values()} == {"scm", "ftp"}
     assert all(body(p)["properties"]["allow"] is False for p in policies.values())
+
+
+# ---------------------------------------------------------------------------------- region
+
+
+def test_location_is_limited_to_flex_consumption_regions() -> None:
+    """A region without Flex Consumption must not get past the prompt: azd offers only the
+    @allowed values, and ARM refuses any other before creating anything."""
+    location = main()["parameters"]["location"]
+    allowed = decorator(location, "allowed")
+    assert allowed == FLEX_REGIONS, sorted(set(allowed or []) ^ set(FLEX_REGIONS))
+    assert len(allowed) == len(set(allowed)) and allowed == sorted(allowed)
+    assert "eastus2euap" not in allowed  # canary: early-access subscriptions only
+    assert decorator(location, "metadata") == {"azd": {"type": "location"}}
+    assert location.get("default") is None, "no default region: azd asks, from the list"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    # Every module is deployed in that one validated region.
+    for name, declaration in main()["modules"].items():
+        params = body(declaration)["params"]
+        if "location" in params:
+            assert params["location"] == "location", name
 
 
 # ------------------------------------------------------------------------- identity-based settings
@@ -239,6 +311,41 @@ def test_operator_roles_are_optional_and_read_or_process_only() -> None:
         assert function_arg(config["name"], "guid") is not None, name
 
 
+def test_operator_principal_type_follows_the_sign_in() -> None:
+    """A role assignment whose principalType does not match the principal fails
+    (UnmatchedPrincipalType): a CI run signed in as a service principal must not be assigned as
+    a User. azd substitutes ${AZURE_PRINCIPAL_TYPE} with its sign-in's type; overrides exist for
+    another operator (e.g. a group) and for none."""
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert values["principalType"]["value"].startswith("${AZURE_PRINCIPAL_TYPE")
+    assert values["operatorPrincipalId"]["value"] == "${OPERATOR_PRINCIPAL_ID=}"
+    assert values["operatorPrincipalType"]["value"] == "${OPERATOR_PRINCIPAL_TYPE=}"
+    assert values["enableOperatorRoles"]["value"] == "${OPERATOR_ROLES_ENABLED=true}"
+    parameters = main()["parameters"]
+    assert decorator(parameters["principalType"], "allowed") == ["User", "Group", "ServicePrincipal"]
+    assert decorator(parameters["operatorPrincipalType"], "allowed") == ["", "User", "Group", "ServicePrincipal"]
+    assert parameters["operatorPrincipalId"]["default"] == "" and parameters["operatorPrincipalType"]["default"] == ""
+    assert parameters["enableOperatorRoles"]["default"] is True
+    variables = main()["variables"]
+    kind = variables["operatorType"]["value"]["operator"]
+    assert kind["type"] == "conditional"
+    assert kind["operands"]["true_value"] == "principalType"
+    assert kind["operands"]["false_value"] == "operatorPrincipalType"
+    who = variables["operatorId"]["value"]["operator"]["operands"]
+    assert who["condition"] == "enableOperatorRoles" and who["false_value"] == ""
+    assert who["true_value"]["operator"]["operands"]["true_value"] == "principalId"
+    assert who["true_value"]["operator"]["operands"]["false_value"] == "operatorPrincipalId"
+    params = body(main()["modules"]["rbac"])["params"]
+    assert params["operatorPrincipalId"] == "operatorId" and params["operatorPrincipalType"] == "operatorType"
+    # The module cannot fall back to a fixed kind, and every operator assignment uses the parameter.
+    assert module("rbac")["parameters"]["operatorPrincipalType"].get("default") is None
+    for name, assignment in role_assignments().items():
+        props = body(assignment)["properties"]
+        if props["principalId"] == "operatorPrincipalId":
+            assert props["principalType"] == "operatorPrincipalType", name
+
+
 def test_no_broad_role_anywhere() -> None:
     guids = {g.lower() for g in GUID.findall(bicep_text())}
     assert not guids & set(FORBIDDEN_ROLES), {FORBIDDEN_ROLES[g] for g in guids & set(FORBIDDEN_ROLES)}
@@ -267,6 +374,29 @@ def test_easy_auth_is_optional_and_off_by_default() -> None:
     assert props["globalValidation"]["requireAuthentication"] is True
     assert props["globalValidation"]["unauthenticatedClientAction"] == "Return401"
     assert props["identityProviders"]["azureActiveDirectory"]["registration"]["clientId"] == "clientId"
+
+
+# ------------------------------------------------------------------------------- trace sampling
+
+
+def test_trace_sampling_is_a_stated_setting_keeping_whole_traces() -> None:
+    """Unset, the Azure Monitor distro samples at 5 traces per second per process (its
+    rate-limited sampler): under load whole jobs vanish from the end-to-end view. The template
+    states the sampler (Application Insights' fixed-percentage sampler: one decision per trace id,
+    so a job's submit, handler and outcome are kept or dropped together) and its ratio, default
+    every trace. tests/telemetry checks what the distro makes of these two settings."""
+    settings = template_app_settings()
+    assert settings["OTEL_TRACES_SAMPLER"] == "microsoft.fixed_percentage"
+    assert settings["OTEL_TRACES_SAMPLER_ARG"] == "traceSamplingRatio"
+    for template in (main(), module("function-app")):
+        ratio = template["parameters"]["traceSamplingRatio"]
+        assert ratio["type"] == "string" and ratio["default"] == "1.0"
+        allowed = decorator(ratio, "allowed")
+        assert allowed == TRACE_SAMPLING_RATIOS, allowed
+        assert all(0.0 < float(value) <= 1.0 for value in allowed)
+    assert body(main()["modules"]["functionApp"])["params"]["traceSamplingRatio"] == "traceSamplingRatio"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["traceSamplingRatio"]["value"] == "${TRACE_SAMPLING_RATIO=1.0}"
 
 
 # ---------------------------------------------------------------------------- alerts and workbook
@@ -298,6 +428,8 @@ def test_workbook_is_loaded_from_its_json_and_searches_by_job_and_correlation() 
     assert "jobs.workbook.json" in serialized and "__APPLICATION_INSIGHTS_ID__" in serialized
     document = json.loads(WORKBOOK_JSON.read_text())
     assert document["version"] == "Notebook/1.0"
+    # properties.version is the workbook schema version and matches serializedData's own.
+    assert workbook["properties"]["version"] == document["version"]
     assert document["fallbackResourceIds"] == ["__APPLICATION_INSIGHTS_ID__"]
     parameters = [p["name"] for item in document["items"] if item["type"] == 9 for p in item["content"]["parameters"]]
     assert {"TimeRange", "JobId", "CorrelationId"} <= set(parameters)
