@@ -94,7 +94,7 @@ param operatorPrincipalType string = ''
 param enableOperatorRoles bool = true
 
 // ---------------------------------------------------------------------------------------------
-// Authentication of callers (validated in code by shared/auth.py)
+// Authentication of callers (validated in code by shared/api/tokens.py)
 
 @minLength(36)
 @description('JOBS_AUTH_TENANTS: comma-separated tenant ids (GUIDs) whose tokens are accepted.')

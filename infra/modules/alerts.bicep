@@ -1,6 +1,6 @@
 // Log alerts over the app's telemetry in Application Insights (classic `traces`/`requests`
-// schema, scoped to the component). What the code logs (shared/telemetry.py, outcomes.py,
-// poison.py, maintenance.py):
+// schema, scoped to the component). What the code logs (shared/observability/logs.py, engine/lifecycle.py,
+// engine/poison.py, engine/sweep.py):
 // - every JobOutcome event: "outcome <status> emitted" with customDimensions jobId, jobType,
 //   correlationId, attempt, outcome, outcomeCode and a deterministic eventId (re-sends repeat it,
 //   so the queries count distinct eventIds);

@@ -101,7 +101,7 @@ var platformSettings = {
   AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
   AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
-  // shared/tracing.py configures the Azure Monitor OpenTelemetry distro from these two (the
+  // shared/observability/traces.py configures the Azure Monitor OpenTelemetry distro from these two (the
   // identity authenticates ingestion). PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays unset:
   // the worker would configure a second exporter and every record would be sent twice.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

@@ -31,12 +31,21 @@ from shared.domain.errors import ErrorCode
 
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 C, F, P, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.POISONED, JobStatus.CANCELLED
+
+# The state machine: each transition method of JobRecord, the statuses it starts from, its target.
+TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
+    "claimed": (frozenset({Q, R}), R),  # Running -> Running: a takeover of an expired lease
+    "queued_for_retry": (frozenset({R}), Q),
+    "lease_expired": (frozenset({R}), Q),
+    "resent": (frozenset({Q}), Q),
+    "redriven": (frozenset({F, P}), Q),
+    "completed": (frozenset({R}), C),
+    "failed": (frozenset({R}), F),
+    "cancelled": (frozenset({Q, R}), X),
+    "poisoned": (frozenset({Q, R}), P),
+}
 ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
-    {
-        (Q, R), (Q, Q), (Q, X), (Q, P),
-        (R, Q), (R, R), (R, C), (R, F), (R, P), (R, X),
-        (F, Q), (P, Q),
-    }
+    (source, target) for sources, target in TRANSITIONS.values() for source in sources
 )
 
 RESULT_SUMMARY_LIMIT = 4096  # bytes of JSON: the status record holds a summary, never large results
@@ -45,14 +54,9 @@ PROGRESS_MESSAGE_LIMIT = 200
 
 
 class IllegalTransition(Exception):  # named without an Error suffix: reads as the domain term
-    def __init__(self, job_id: uuid.UUID, source: JobStatus, target: JobStatus):
-        super().__init__(f"job {job_id}: {source.value} -> {target.value} is not an allowed transition")
-        self.source, self.target = source, target
-
-
-def check_transition(job_id: uuid.UUID, source: JobStatus, target: JobStatus) -> None:
-    if (source, target) not in ALLOWED_TRANSITIONS:
-        raise IllegalTransition(job_id, source, target)
+    def __init__(self, job_id: uuid.UUID, name: str, source: JobStatus, target: JobStatus):
+        super().__init__(f"job {job_id}: {name} ({source.value} -> {target.value}) is not an allowed transition")
+        self.name, self.source, self.target = name, source, target
 
 
 @dataclass(frozen=True)
@@ -187,31 +191,31 @@ class JobRecord:
 
     def claimed(self, owner: str, until: datetime, now: datetime) -> Transition:
         """Queued (or Running with an expired lease) -> Running: the next attempt, under a lease."""
-        return self._moved(R, "Claimed", now, replace(
+        return self._moved("claimed", "Claimed", now, replace(
             self, attempt=self.attempt + 1, lease_owner=owner, lease_expires_at=until, started_at=now,
             progress_percent=None, progress_message=None))
 
     def queued_for_retry(self, delay_seconds: float, error_name: str, now: datetime) -> Transition:
         """Running -> Queued after a transient failure; the next attempt's message is visible after the delay."""
-        return self._moved(Q, ErrorCode.TRANSIENT_ERROR.code, now, replace(
+        return self._moved("queued_for_retry", ErrorCode.TRANSIENT_ERROR.code, now, replace(
             self, last_error_code=ErrorCode.TRANSIENT_ERROR.code, last_error_message=error_name,
             lease_owner=None, lease_expires_at=None, visible_at=now + timedelta(seconds=delay_seconds)),
             f"retry in {delay_seconds:.1f}s after {error_name}")
 
     def lease_expired(self, now: datetime) -> Transition:
         """Running -> Queued: the worker stopped renewing its lease; the next attempt runs now."""
-        return self._moved(Q, ErrorCode.LEASE_EXPIRED.code, now, replace(
+        return self._moved("lease_expired", ErrorCode.LEASE_EXPIRED.code, now, replace(
             self, lease_owner=None, lease_expires_at=None, last_error_code=ErrorCode.LEASE_EXPIRED.code,
             visible_at=now), f"lease of attempt {self.attempt} expired")
 
     def resent(self, now: datetime) -> Transition:
         """Queued -> Queued: the job's message never arrived (a crash after the write); send it again."""
-        return self._moved(Q, "Resent", now, replace(self, visible_at=now),
+        return self._moved("resent", "Resent", now, replace(self, visible_at=now),
                            f"no message ran it since {self.visible_at.isoformat()}")
 
     def redriven(self, now: datetime, trace_parent: str | None) -> Transition:
         """Failed | Poisoned -> Queued as run + 1: attempts reset, outcome cleared, history kept."""
-        return self._moved(Q, "Redriven", now, replace(
+        return self._moved("redriven", "Redriven", now, replace(
             self, run=self.run + 1, attempt=0, outcome_code=None, outcome_message=None, result=None,
             terminal_at=None, outcome_pending=False, cancel_requested=False, progress_percent=None,
             progress_message=None, last_error_code=None, last_error_message=None, lease_owner=None,
@@ -221,16 +225,16 @@ class JobRecord:
     def completed(self, summary: dict[str, Any], now: datetime) -> Transition:
         if len(canonical_json(summary).encode()) > RESULT_SUMMARY_LIMIT:
             summary = {"summaryOmitted": True, "reason": f"summary larger than {RESULT_SUMMARY_LIMIT} bytes"}
-        return self._moved(C, "Completed", now, replace(
+        return self._moved("completed", "Completed", now, replace(
             self, result=summary, outcome_code=ErrorCode.COMPLETED.code, outcome_message=None, progress_percent=100))
 
     def failed(self, code: str, message: str, now: datetime) -> Transition:
         """Running -> Failed: a permanent error; no retry."""
         text = message[:MESSAGE_LIMIT]
-        return self._moved(F, code, now, replace(self, outcome_code=code, outcome_message=text), text)
+        return self._moved("failed", code, now, replace(self, outcome_code=code, outcome_message=text), text)
 
     def cancelled(self, now: datetime, reason: str = "CancelRequested", note: str | None = None) -> Transition:
-        return self._moved(X, reason, now, replace(
+        return self._moved("cancelled", reason, now, replace(
             self, outcome_code=ErrorCode.CANCELLED.code, outcome_message="cancelled on request"), note)
 
     def poisoned(self, code: ErrorCode, why: str, now: datetime, *, reason: str | None = None,
@@ -239,13 +243,15 @@ class JobRecord:
         error_code = last_error_code or self.last_error_code
         last = f"; last error: {error_code}" if error_code else ""
         text = f"{why}{last}"[:MESSAGE_LIMIT]
-        return self._moved(P, reason or code.code, now, replace(
+        return self._moved("poisoned", reason or code.code, now, replace(
             self, outcome_code=code.code, outcome_message=text, last_error_code=error_code,
             last_error_message=last_error_message or self.last_error_message), text)
 
-    def _moved(self, target: JobStatus, reason: str, now: datetime, after: JobRecord,
+    def _moved(self, name: str, reason: str, now: datetime, after: JobRecord,
                message: str | None = None) -> Transition:
-        check_transition(self.job_id, self.status, target)
+        sources, target = TRANSITIONS[name]
+        if self.status not in sources:
+            raise IllegalTransition(self.job_id, name, self.status, target)
         after = replace(after, status=target, updated_at=now, version=self.version + 1)
         if target.is_terminal:
             after = replace(after, terminal_at=now, lease_owner=None, lease_expires_at=None, outcome_pending=False)

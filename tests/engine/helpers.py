@@ -26,3 +26,10 @@ async def upload(runtime: Runtime, container: str, name: str, data: bytes, tenan
 
 async def events_for(runtime: Runtime, job_id: uuid.UUID) -> list[dict[str, Any]]:
     return [e for e in await outcome_events(runtime) if e["jobId"] == str(job_id)]
+
+
+async def take_message(runtime: Runtime) -> str:
+    """Receive and delete the next job message, as a host would after handing it to the worker."""
+    message = [m async for m in runtime.queues.jobs.receive_messages(max_messages=1)][0]
+    await runtime.queues.jobs.delete_message(message)
+    return str(message.content)

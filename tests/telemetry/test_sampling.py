@@ -1,7 +1,7 @@
 """The trace sampling the template states is what the Azure Monitor distro really does.
 
 infra/modules/function-app.bicep sets OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG. Here the app's
-own entry point (shared.tracing.configure_telemetry -> configure_azure_monitor) runs with those
+own entry point (shared.observability.traces.configure_telemetry -> configure_azure_monitor) runs with those
 settings in a fresh interpreter (the distro installs a process-wide tracer provider once), and
 reports the sampler the distro built and how many of a burst of root spans it kept. Nothing is
 sent: the connection string points at a closed local port, nothing is flushed (the child leaves
@@ -24,7 +24,7 @@ BURST = 2000  # root spans started back to back: far above the distro's default 
 CHILD = r"""
 import json, os, sys
 from opentelemetry import trace
-from shared.tracing import configure_telemetry
+from shared.observability.traces import configure_telemetry
 from azure.monitor.opentelemetry._version import VERSION
 from azure.monitor.opentelemetry._utils.configurations import _get_configurations
 
