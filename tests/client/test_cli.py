@@ -6,7 +6,9 @@ import io
 import json
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -247,6 +249,48 @@ def test_python_dash_m_client_runs_the_cli() -> None:
     done = subprocess.run([sys.executable, "-m", "client", "--help"], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and "submit" in done.stdout and "exit codes" in done.stdout
+
+
+PROJECT_VERSION = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+SCRIPTS = Path(sys.executable).parent  # the virtual environment's console scripts (pip install -e .)
+
+
+@pytest.mark.parametrize(("command", "prog"), [
+    ([str(SCRIPTS / "jobsctl")], "jobsctl"), ([str(SCRIPTS / "jobs")], "jobs"),
+    ([sys.executable, "-m", "client"], "python -m client"),
+])
+def test_version_and_usage_name_the_program_as_typed(command: list[str], prog: str) -> None:
+    version = subprocess.run([*command, "--version"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert version.returncode == 0 and version.stdout == f"{prog} {PROJECT_VERSION}\n"
+    usage = subprocess.run([*command, "list", "--page-size", "0"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert usage.returncode == exit_codes.USAGE and usage.stderr.startswith(f"usage: {prog} list ")
+    assert f"{prog} list: error: argument --page-size" in usage.stderr
+
+
+def test_program_name_comes_from_argv0() -> None:
+    assert cli.program_name("/home/me/.venv/bin/jobsctl") == "jobsctl"
+    assert cli.program_name("/opt/tools/jobs") == "jobs"
+    assert cli.program_name("C:/venv/Scripts/jobsctl.exe") == "jobsctl"
+    assert cli.program_name(str(PROJECT_ROOT / "client" / "__main__.py")) == "python -m client"
+    assert cli.build_parser({}, prog="custom").prog == "custom"
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert cli.package_version() == metadata.version("azure-functions-background-jobs") == PROJECT_VERSION
+
+
+def test_without_an_installed_distribution_the_checkout_tells_the_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli.metadata, "version", not_installed)
+    assert cli.package_version() == f"{PROJECT_VERSION} (not installed)"
+    monkeypatch.setattr(cli, "CHECKOUT_PYPROJECT", tmp_path / "absent.toml")
+    assert cli.package_version() == "unknown"
 
 
 # ---- the live progress line -----------------------------------------------------------------------
