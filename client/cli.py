@@ -1,4 +1,4 @@
-"""``jobs`` (or ``python -m client``): the background-jobs API from the command line.
+"""``jobsctl`` (or ``jobs``, or ``python -m client``): the background-jobs API from the command line.
 
     jobs submit --type doc-index --subject <guid> --payload '{"rowVersion": 1, "action": "index"}'
     jobs wait <jobId>          # live progress; the exit code tells how the job ended
@@ -14,8 +14,10 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,6 +40,38 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigurationError, exit_codes.USAGE),
 )
 STATUSES = [state.value for state in JobState]
+DISTRIBUTION = "azure-functions-background-jobs"
+# pyproject.toml of a source checkout, for `python -m client` run without `pip install -e .`.
+CHECKOUT_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def package_version() -> str:
+    """The installed distribution's version; else the checkout's pyproject.toml; else "unknown"."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(CHECKOUT_PYPROJECT.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):
+        return "unknown"
+    if project.get("name") == DISTRIBUTION and isinstance(project.get("version"), str):
+        return f"{project['version']} (not installed)"
+    return "unknown"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """The name the user typed (``jobsctl``, ``jobs``), or ``python -m client`` for the package's ``__main__``.
+
+    argparse would say ``__main__.py`` for ``python -m client``, and a fixed name would be wrong
+    for one of the two console scripts.
+    """
+    path = Path(sys.argv[0] if argv0 is None else argv0)
+    if path.name == "__main__.py":
+        return f"python -m {path.parent.name}"
+    if path.suffix.lower() == ".exe":  # the console scripts on Windows
+        return path.stem
+    return path.name or "jobsctl"
 
 
 def guid(text: str) -> str:
@@ -148,12 +182,14 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument("--all", action="store_true", help="follow continuation tokens to the last page")
 
 
-def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+def build_parser(env: Mapping[str, str] | None = None, prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jobs", description="Submit and follow background jobs over the HTTP API.",
+        prog=prog or program_name(), description="Submit and follow background jobs over the HTTP API.",
         epilog="exit codes: 0 ok/Completed, 1 API error, 2 usage or settings, 3 Failed, 4 Poisoned, 5 Cancelled, "
                "6 wait timed out, 7 API unreachable, 8 no token",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the version and exit")
     add_global_options(parser, {} if env is None else env)
     _add_commands(parser)
     return parser
@@ -170,11 +206,11 @@ def make_client(args: argparse.Namespace, settings: ClientSettings, stderr: Text
 
 def main(
     argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
+    stderr: TextIO | None = None, prog: str | None = None,
 ) -> int:
     env = os.environ if env is None else env
     out, err = stdout or sys.stdout, stderr or sys.stderr
-    args = build_parser(env).parse_args(argv)
+    args = build_parser(env, prog).parse_args(argv)
     try:
         client = make_client(args, ClientSettings.from_env(env), err)
         return commands.COMMANDS[args.command](client, args, commands.Io(out, err, args.json))

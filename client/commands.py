@@ -53,16 +53,14 @@ def _accepted(client: JobsClient, accepted: Accepted, args: argparse.Namespace, 
 
 def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argparse.Namespace, io: Io) -> int:
     """Follow a job to a terminal status with a progress display; the exit code tells how it ended."""
-    progress = Progress(io.stderr)
     try:
-        final = client.wait(job_id, timeout=timeout, on_update=progress.update, sleep=progress.sleep,
-                            correlation_id=args.correlation_id)
+        with Progress(io.stderr) as progress:  # ends the live line however the wait ends (Ctrl-C too)
+            final = client.wait(job_id, timeout=timeout, on_update=progress.update, sleep=progress.sleep,
+                                correlation_id=args.correlation_id)
     except WaitTimeoutError as error:
-        progress.finish()
         if error.last is not None and io.json:
             _show_status(error.last, io)
         raise
-    progress.finish()
     _show_status(final, io)
     return exit_codes.for_final_status(final.status)
 
@@ -112,7 +110,7 @@ def list_jobs(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
             body["continuationToken"] = token
         output.print_json(body, io.stdout)
     else:
-        _print(io, "\n".join(output.table(items)))
+        output.print_table(items, io.stdout)
         if token:
             print(f"more jobs: add --continuation-token {shlex.quote(token)} (or --all)", file=io.stderr, flush=True)
     return exit_codes.OK

@@ -1,8 +1,9 @@
 """Microsoft Entra ID tokens through MSAL: client credentials (a service) and device code (a person).
 
-Both keep MSAL's token cache in a private file (client.token_cache), so a person signs in once and
-a service reuses its token until it expires. The MSAL application is created on the first token
-request (creating it contacts the authority), which keeps constructing a provider offline.
+Both keep MSAL's token cache in a private file (client.token_cache, through msal-extensions), so a
+person signs in once and a service reuses its token until it expires. The MSAL application and the
+cache file's folder are created on the first token request (creating the application contacts the
+authority), which keeps constructing a provider offline and free of side effects.
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ from cryptography.hazmat.primitives import hashes
 
 from client.errors import AuthenticationError, ConfigurationError
 from client.settings import ClientSettings, default_cache_path
-from client.token_cache import CacheState, PersistentTokenCache
+from client.token_cache import CacheState, PersistentTokenCache, persisted_cache
 
 Prompt = Callable[[str], None]
 AppFactory = Callable[[ClientSettings, CacheState], Any]
 PFX_SUFFIXES = (".pfx", ".p12")
-
-
-def new_cache_state() -> CacheState:
-    import msal  # type: ignore[import-untyped]  # noqa: PLC0415 - msal ships no type information
-
-    cache: CacheState = msal.SerializableTokenCache()
-    return cache
 
 
 def authority(settings: ClientSettings, default_tenant: str | None = None) -> str:
@@ -94,27 +88,41 @@ def _first_line(error: BaseException) -> str:
 
 
 class _MsalProvider:
-    """Shared: the persistent cache and the lazily created MSAL application."""
+    """Shared: the persistent cache and the lazily created MSAL application.
+
+    Without a ``cache`` given, MSAL gets msal-extensions' PersistedTokenCache over the file, which
+    reads and writes it by itself (``load`` and ``save`` then find nothing to do); a given cache
+    state is loaded from and saved to the same file explicitly.
+    """
 
     def __init__(self, settings: ClientSettings, app_factory: AppFactory, cache: CacheState | None) -> None:
         if not settings.client_id:
             raise ConfigurationError("set JOBS_CLIENT_ID (the client application id)")
         self.settings = settings
-        self.cache = PersistentTokenCache(settings.token_cache_path or default_cache_path({}),
-                                          cache if cache is not None else new_cache_state())
+        self.cache_path = settings.token_cache_path or default_cache_path({})
+        self._given_cache = cache
         self._app_factory = app_factory
         self._app: Any = None
+        self._cache: PersistentTokenCache | None = None
+
+    @property
+    def cache(self) -> PersistentTokenCache:
+        if self._cache is None:
+            state = self._given_cache if self._given_cache is not None else persisted_cache(self.cache_path)
+            self._cache = PersistentTokenCache(self.cache_path, state)
+            if self._given_cache is not None:
+                self._cache.load()
+        return self._cache
 
     @property
     def app(self) -> Any:
         if self._app is None:
-            self.cache.load()
             self._app = self._app_factory(self.settings, self.cache.cache)
         return self._app
 
 
 def confidential_app(settings: ClientSettings, cache: CacheState) -> Any:
-    import msal  # noqa: PLC0415
+    import msal  # type: ignore[import-untyped]  # noqa: PLC0415 - msal ships no type information
 
     return msal.ConfidentialClientApplication(
         settings.client_id, client_credential=client_credential(settings), authority=authority(settings),

@@ -1,10 +1,20 @@
-"""What the command line prints: human text by default, the server's JSON with ``--json``."""
+"""What the command line prints: human text by default, the server's JSON with ``--json``.
+
+Tables go through rich, which sizes the columns to their contents. On a terminal they fit its
+width and the header is bold; elsewhere (pipes, files, tests) they are plain text with no width
+limit and no trailing blanks, one line per job, so ``grep`` and ``awk`` see whole rows.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
 
 from client.errors import (
     AuthenticationError,
@@ -76,12 +86,48 @@ def history_line(entry: HistoryEntry) -> str:
     return " ".join(part for part in (text, entry.reason or "", entry.message or "") if part)
 
 
-def table(items: Iterable[JobStatus]) -> list[str]:
-    lines = [f"{'JOB ID':<36}  {'STATUS':<9}  {'TYPE':<14}  {'CREATED':<29}  SUBJECT"]
+def utc_text(value: datetime | None) -> str:
+    """A time as the API writes it: UTC ISO 8601 with a ``Z`` suffix and millisecond precision."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# Wide enough that no row of a table printed to a pipe or file is ever wrapped.
+UNLIMITED_WIDTH = 100_000
+TABLE_COLUMNS = ("JOB ID", "STATUS", "TYPE", "CREATED", "SUBJECT")
+
+
+def jobs_table(items: Iterable[JobStatus]) -> Table:
+    """The jobs as a rich table: no borders, columns two spaces apart."""
+    grid = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for name in TABLE_COLUMNS:
+        grid.add_column(name, no_wrap=name in {"JOB ID", "STATUS", "CREATED"})
     for item in items:
-        lines.append(f"{item.job_id:<36}  {item.status:<9}  {item.job_type or '':<14}  "
-                     f"{_when(item.created_at):<29}  {item.subject_id or ''}")
-    return lines
+        grid.add_row(item.job_id, item.status, item.job_type or "", utc_text(item.created_at), item.subject_id or "")
+    return grid
+
+
+def plain_console(stream: TextIO, width: int = UNLIMITED_WIDTH) -> Console:
+    """A console that writes text as it is: no colours, and no markup, emoji codes or highlighting
+    read into values (a job type like ``[x]`` or ``:y:`` prints as it is)."""
+    return Console(file=stream, width=width, color_system=None, markup=False, emoji=False, highlight=False)
+
+
+def table(items: Iterable[JobStatus]) -> list[str]:
+    """The table's lines as plain text (for pipes and files)."""
+    buffer = io.StringIO()
+    plain_console(buffer).print(jobs_table(items))
+    return [line.rstrip() for line in buffer.getvalue().splitlines()]
+
+
+def print_table(items: Iterable[JobStatus], stream: TextIO) -> None:
+    """The table, fitted to the terminal with a bold header on a TTY, else plain lines."""
+    if stream.isatty():
+        Console(file=stream, markup=False, emoji=False, highlight=False).print(jobs_table(items))
+    else:
+        print("\n".join(table(items)), file=stream)
+    stream.flush()
 
 
 ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (

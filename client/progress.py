@@ -1,20 +1,26 @@
-"""The progress display of ``jobs wait``: one live line on a terminal, plain lines otherwise.
+"""The progress display of ``jobs wait``: one rich live line on a terminal, plain lines otherwise.
 
-On a TTY the line (spinner, status, percent, elapsed time, progress message) is redrawn in place
-several times a second while waiting between polls; elsewhere a line is printed only when the
-status, percent or message changes, so logs stay readable.
+On a TTY a rich ``Live`` line (spinner, elapsed time, status, percent, progress message) is
+redrawn in place several times a second while waiting between polls, and left on screen at the
+end. It refreshes only from ``update`` and ``sleep`` (no refresh thread), so what it draws depends
+on the clock it is given alone. Elsewhere a line is printed only when the status, percent or
+message changes, so logs and pipes stay readable.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from typing import TextIO
 
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
 from client.models import JobStatus
 
-SPINNER = "|/-\\"
+SPINNER = "line"  # rich's ASCII spinner: - \ | /
 TICK_SECONDS = 0.25
 
 
@@ -30,8 +36,8 @@ class Progress:
         self._started = clock()
         self._last: JobStatus | None = None
         self._printed: tuple[str, int | None, str | None] | None = None
-        self._frame = 0
-        self._drawn = False
+        self._spinner = Spinner(SPINNER)
+        self._live: Live | None = None
 
     @property
     def elapsed(self) -> float:
@@ -56,14 +62,19 @@ class Progress:
         end = self._clock() + seconds
         while (remaining := end - self._clock()) > 0:
             self._sleep(min(TICK_SECONDS, remaining))
-            self._frame += 1
             self._draw()
 
     def finish(self) -> None:
-        """End the live line (leave it on screen)."""
-        if self.tty and self._drawn:
-            print(file=self.stream, flush=True)
-            self._drawn = False
+        """End the live line: leave it on screen, show the cursor again. Safe to call more than once."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.finish()
 
     @staticmethod
     def _describe(status: JobStatus) -> str:
@@ -74,12 +85,21 @@ class Progress:
             text += " (cancel requested)"
         return f"{text} {status.progress_message}" if status.progress_message else text
 
+    def _line(self, status: JobStatus) -> RenderableType:
+        text = Text(f"{self.elapsed:6.1f}s {self._describe(status)}", no_wrap=True, overflow="ellipsis")
+        if status.is_terminal:
+            return Text.assemble("  ", text, no_wrap=True, overflow="ellipsis")
+        self._spinner.update(text=text)
+        return self._spinner
+
     def _draw(self) -> None:
         if self._last is None:
             return
-        spinner = " " if self._last.is_terminal else SPINNER[self._frame % len(SPINNER)]
-        line = f"{spinner} {self.elapsed:6.1f}s {self._describe(self._last)}"
-        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-        self.stream.write(f"\r\x1b[2K{line[:width]}")
-        self.stream.flush()
-        self._drawn = True
+        line = self._line(self._last)
+        if self._live is None:
+            console = Console(file=self.stream, force_terminal=True, get_time=self._clock, markup=False, emoji=False,
+                              highlight=False)
+            self._live = Live(line, console=console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+            self._live.start(refresh=True)
+        else:
+            self._live.update(line, refresh=True)

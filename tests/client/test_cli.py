@@ -6,6 +6,9 @@ import io
 import json
 import subprocess
 import sys
+import tomllib
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -186,6 +189,32 @@ def test_list_prints_a_table_and_tells_about_more_pages(fake_api: FakeApi) -> No
     assert fake_api.requests[0].query == {"status": ["Completed"], "jobType": ["doc-index"], "pageSize": ["1"]}
 
 
+def test_list_columns_are_aligned_and_times_are_printed_as_the_api_prints_them(fake_api: FakeApi) -> None:
+    other = "0b0b0b0b-0000-4000-8000-000000000002"
+    fake_api.add("GET", "/api/jobs", 200, {"items": [
+        status_body("Completed", createdAt="2025-01-02T03:04:05.678Z"),
+        status_body("Failed", jobId=other, jobType="[bold]ai-analyze:smile:", subjectId=None,
+                    createdAt="2025-01-02T05:04:05+02:00"),
+    ]})
+    result = run(fake_api, "list")
+    lines = result.out.splitlines()
+    assert len(lines) == 3 and all(line == line.rstrip() for line in lines)
+    header, first, second = lines
+    starts = [header.index(name) for name in ("STATUS", "TYPE", "CREATED", "SUBJECT")]
+    first_values = ("Completed", "doc-index", "2025-01-02T03:04:05.678Z", SUBJECT_ID)
+    second_values = ("Failed", "[bold]ai-analyze:smile:", "2025-01-02T03:04:05.000Z")  # markup printed as it is
+    assert [first.index(value) for value in first_values] == starts
+    assert [second.index(value) for value in second_values] == starts[:3]  # another offset becomes UTC
+    assert second.startswith(f"{other}  Failed ") and second.endswith("2025-01-02T03:04:05.000Z")
+
+
+def test_list_rows_are_never_wrapped_in_a_pipe(fake_api: FakeApi) -> None:
+    long_type = "a-very-long-job-type-" * 8
+    fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Running", jobType=long_type)]})
+    _, row = run(fake_api, "list").out.splitlines()
+    assert long_type in row and row.endswith(SUBJECT_ID) and len(row) > 200
+
+
 def test_list_all_json_follows_every_page(fake_api: FakeApi) -> None:
     fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Completed")], "continuationToken": "t"})
     fake_api.add("GET", "/api/jobs", 200, {"items": [status_body("Failed")]})
@@ -222,14 +251,64 @@ def test_python_dash_m_client_runs_the_cli() -> None:
     assert done.returncode == 0 and "submit" in done.stdout and "exit codes" in done.stdout
 
 
+PROJECT_VERSION = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+SCRIPTS = Path(sys.executable).parent  # the virtual environment's console scripts (pip install -e .)
+
+
+@pytest.mark.parametrize(("command", "prog"), [
+    ([str(SCRIPTS / "jobsctl")], "jobsctl"), ([str(SCRIPTS / "jobs")], "jobs"),
+    ([sys.executable, "-m", "client"], "python -m client"),
+])
+def test_version_and_usage_name_the_program_as_typed(command: list[str], prog: str) -> None:
+    version = subprocess.run([*command, "--version"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert version.returncode == 0 and version.stdout == f"{prog} {PROJECT_VERSION}\n"
+    usage = subprocess.run([*command, "list", "--page-size", "0"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert usage.returncode == exit_codes.USAGE and usage.stderr.startswith(f"usage: {prog} list ")
+    assert f"{prog} list: error: argument --page-size" in usage.stderr
+
+
+def test_program_name_comes_from_argv0() -> None:
+    assert cli.program_name("/home/me/.venv/bin/jobsctl") == "jobsctl"
+    assert cli.program_name("/opt/tools/jobs") == "jobs"
+    assert cli.program_name("C:/venv/Scripts/jobsctl.exe") == "jobsctl"
+    assert cli.program_name(str(PROJECT_ROOT / "client" / "__main__.py")) == "python -m client"
+    assert cli.build_parser({}, prog="custom").prog == "custom"
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert cli.package_version() == metadata.version("azure-functions-background-jobs") == PROJECT_VERSION
+
+
+def test_without_an_installed_distribution_the_checkout_tells_the_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli.metadata, "version", not_installed)
+    assert cli.package_version() == f"{PROJECT_VERSION} (not installed)"
+    monkeypatch.setattr(cli, "CHECKOUT_PYPROJECT", tmp_path / "absent.toml")
+    assert cli.package_version() == "unknown"
+
+
 # ---- the live progress line -----------------------------------------------------------------------
 
-def test_progress_on_a_tty_redraws_one_line_while_waiting() -> None:
+HIDE_CURSOR, SHOW_CURSOR, REDRAW = "\x1b[?25l", "\x1b[?25h", "\r\x1b[2K"
+
+
+def fake_clock() -> tuple[list[float], Callable[[float], None]]:
     now = [0.0]
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
+    return now, sleep
+
+
+def test_progress_on_a_tty_redraws_one_rich_live_line_while_waiting() -> None:
+    now, sleep = fake_clock()
     stream = io.StringIO()
     progress = Progress(stream, tty=True, clock=lambda: now[0], sleep=sleep)
     progress.update(JobStatus.from_json(status_body("Running", percentComplete=25, progressMessage="reading")))
@@ -238,8 +317,20 @@ def test_progress_on_a_tty_redraws_one_line_while_waiting() -> None:
     progress.finish()
 
     text = stream.getvalue()
-    frames = text.split("\r\x1b[2K")[1:]
-    assert len(frames) == 6  # the first draw, four ticks of 0.25 s, the final status
-    assert frames[0] == "|    0.0s Running 25% reading"
-    assert frames[2] == "-    0.5s Running 25% reading"
-    assert frames[-1] == "     1.0s Completed 100%\n"
+    assert text.startswith(HIDE_CURSOR) and text.endswith("\n" + SHOW_CURSOR)  # rich's Live: cursor hidden meanwhile
+    frames = text.removeprefix(HIDE_CURSOR).removesuffix("\n" + SHOW_CURSOR).split(REDRAW)
+    assert all("\n" not in frame for frame in frames)  # one line, redrawn in place
+    running = frames[:5]  # the first draw, four ticks of 0.25 s
+    assert [frame[1:] for frame in running] == [
+        f"    {seconds}s Running 25% reading" for seconds in ("0.0", "0.2", "0.5", "0.8", "1.0")]
+    assert {frame[0] for frame in running} <= set("-\\|/") and len({frame[0] for frame in running}) > 1  # it spins
+    assert frames[-1] == "     1.0s Completed 100%"  # the final status stays on screen, without a spinner
+
+
+def test_the_live_line_gives_the_cursor_back_when_the_wait_is_interrupted() -> None:
+    now, sleep = fake_clock()
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), Progress(stream, tty=True, clock=lambda: now[0], sleep=sleep) as progress:
+        progress.update(JobStatus.from_json(status_body("Running")))
+        raise KeyboardInterrupt
+    assert stream.getvalue().endswith("Running\n" + SHOW_CURSOR)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
 import jwt
+import msal_extensions  # type: ignore[import-untyped]
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -290,3 +292,26 @@ def test_an_unreachable_authority_is_an_authentication_error(tmp_path: Path) -> 
     expected = r"client credentials: no token from https://login\.microsoftonline\.com: Failed to resolve"
     with pytest.raises(AuthenticationError, match=expected):
         ClientCredentialsProvider(s, app_factory=unreachable, cache=FakeCache())()
+
+
+def test_without_a_cache_given_msal_gets_a_persisted_cache_on_the_first_request(tmp_path: Path) -> None:
+    cache_file = tmp_path / "cache" / "tokens.json"
+    s = settings(**ENTRA, JOBS_CLIENT_SECRET="s", JOBS_TOKEN_CACHE=str(cache_file))
+    given: list[Any] = []
+
+    class App:
+        def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
+            given[0].add({"client_id": CLIENT, "scope": scopes, "environment": "login.microsoftonline.com",
+                          "token_endpoint": "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                          "response": {"access_token": "A1", "token_type": "Bearer", "expires_in": 3600}})
+            return {"access_token": "A1"}
+
+    def factory(_: ClientSettings, state: Any) -> App:
+        given.append(state)
+        return App()
+
+    provider = ClientCredentialsProvider(s, app_factory=factory)
+    assert not cache_file.parent.exists()  # constructing a provider touches nothing
+    assert provider() == "A1"
+    assert isinstance(given[0], msal_extensions.PersistedTokenCache)
+    assert "A1" in cache_file.read_text() and stat.S_IMODE(cache_file.stat().st_mode) == 0o600

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devhost.errors import DevHostError
 from devhost.ncrontab import CronSchedule, parse_field
@@ -88,3 +90,72 @@ def test_next_is_strictly_after_and_ignores_microseconds() -> None:
 def test_impossible_schedule_is_reported() -> None:
     with pytest.raises(DevHostError, match="never fires"):
         CronSchedule.parse("0 0 0 30 2 *").next_after(at("2024-01-01 00:00:00"))
+
+
+# ---- croniter reads the schedule; the NCRONTAB check keeps it to what the Functions host accepts ----
+
+def test_seconds_come_first_and_occurrences_follow_each_other() -> None:
+    schedule = CronSchedule.parse("10-20/5 30 * * * *")
+    moment, seen = at("2024-01-01 00:29:59"), []
+    for _ in range(4):
+        moment = schedule.next_after(moment)
+        seen.append(moment)
+    assert seen == [at("2024-01-01 00:30:10"), at("2024-01-01 00:30:15"), at("2024-01-01 00:30:20"),
+                    at("2024-01-01 01:30:10")]
+    assert schedule.seconds == {10, 15, 20} and schedule.minutes == {30} and len(schedule.hours) == 24
+
+
+def test_the_tzinfo_given_is_kept() -> None:
+    found = CronSchedule.parse("30 * * * * *").next_after(at("2024-01-01 00:00:00"))
+    assert found.tzinfo is UTC and found == at("2024-01-01 00:00:30")
+
+
+def test_a_one_value_range_is_that_value() -> None:
+    assert parse_field("5-5", 0, 59) == {5}  # croniter alone would read the whole field
+    assert CronSchedule.parse("0 0 0 * * MON-MON").weekdays == {1}
+    assert CronSchedule.parse("5-5 * * * * *").next_after(at("2024-01-01 00:00:06")) == at("2024-01-01 00:01:05")
+
+
+def test_parse_field_reads_names_of_the_field_it_is_told() -> None:
+    assert parse_field("jan-mar,dec", 1, 12, field="month") == {1, 2, 3, 12}
+    assert parse_field("sat", 0, 6, field="day-of-week") == {6}
+    with pytest.raises(DevHostError, match="unknown field"):
+        parse_field("1", 0, 59, field="year")
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("* * * L * *", r"invalid day 'L'"),  # croniter: last day of the month
+        ("* * * 15W * *", r"invalid day '15W'"),  # croniter: nearest weekday
+        ("* * * * * 5#3", r"invalid day-of-week '5#3'"),  # croniter: third Friday
+        ("* * * ? * *", r"invalid day '\?'"),
+        ("H * * * * *", r"invalid second 'H'"),  # croniter: hashed
+        ("@daily", "expected 6 fields"),
+        ("0 0 0 * * * 2030", "expected 6 fields"),  # croniter: a year field
+        ("0 0 0 * * SAT-MON", "runs backwards"),  # croniter wraps it around
+        ("* * * * * 7", "outside 0-6"),  # croniter: 7 is Sunday
+        ("* * * 0 * *", "day value 0 is outside 1-31"),
+        ("*/0 * * * * *", r"invalid schedule '\*/0 \* \* \* \* \*': .*step '0'"),  # croniter's own check
+    ],
+)
+def test_what_ncrontab_refuses_is_refused_with_the_reason(expression: str, message: str) -> None:
+    with pytest.raises(DevHostError, match=message):
+        CronSchedule.parse(expression)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seconds=st.sets(st.integers(0, 59), min_size=1, max_size=4),
+    minutes=st.sets(st.integers(0, 59), min_size=1, max_size=4),
+    start=st.integers(0, 3 * 3600),
+)
+def test_next_after_is_the_first_matching_second(seconds: set[int], minutes: set[int], start: int) -> None:
+    listed = [",".join(map(str, sorted(values))) for values in (seconds, minutes)]
+    schedule = CronSchedule.parse(f"{listed[0]} {listed[1]} * * * *")
+    moment = at("2024-02-28 22:00:00") + timedelta(seconds=start)
+    found = schedule.next_after(moment)
+    candidate = moment + timedelta(seconds=1)
+    while not (candidate.second in seconds and candidate.minute in minutes):  # brute force, one second at a time
+        candidate += timedelta(seconds=1)
+    assert found == candidate
