@@ -13,11 +13,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlparse
 
 from azure.core.pipeline import PipelineRequest
+from azure.data.tables import TableClient
 from pydantic import Field
 
 from jobs import REGISTRY
@@ -33,6 +35,10 @@ from shared.store.clients import StorageClients
 
 class SimulatedCrash(BaseException):
     """The process dies here: nothing after this point runs, no cleanup is written."""
+
+
+class _Proceed(Exception):
+    """Not an error: an interleaved action ran, and the request goes out as it was."""
 
 
 @dataclass
@@ -52,7 +58,9 @@ class Fault:
         self.seen += 1
         if self.seen > self.after:
             self.times -= 1
-            raise self.error()
+            error = self.error()
+            if not isinstance(error, _Proceed):
+                raise error
 
 
 @dataclass
@@ -75,6 +83,16 @@ class RequestLog:
 
     def crash_on(self, method: str, path_contains: str, after: int = 0) -> Fault:
         fault = Fault(method, path_contains, SimulatedCrash, after=after)
+        self.faults.append(fault)
+        return fault
+
+    def interleave_on(self, method: str, path_contains: str, action: Callable[[], None]) -> Fault:
+        """Run ``action`` (another writer, through a synchronous client) just before the first matching
+        request leaves: a race, made to happen at the exact step that matters."""
+        def act() -> BaseException:
+            action()
+            return _Proceed()
+        fault = Fault(method, path_contains, act)
         self.faults.append(fault)
         return fault
 
@@ -152,6 +170,18 @@ async def make_runtime(settings: Settings, log: RequestLog, registry: JobRegistr
 async def force(runtime: Runtime, record: JobRecord, **changes: Any) -> JobRecord:
     """Set fields of a job's entity directly (If-Match), to fast-forward a test to a state."""
     return await runtime.store.write(Amendment(record, replace(record, **changes)))
+
+
+async def queued_jobs(runtime: Runtime, limit: int = 10) -> list[JobRecord]:
+    """Every Queued job (through the sweep's own named query, with a cutoff far ahead)."""
+    ahead = runtime.clock() + timedelta(days=1)
+    return [r async for r in runtime.store.stranded_queued(ahead, limit)]
+
+
+def sync_status_table(runtime: Runtime) -> TableClient:
+    """A second, synchronous client on the jobs table: "someone else" in a race."""
+    return TableClient.from_connection_string(runtime.settings.storage["AzureWebJobsStorage"],
+                                              runtime.settings.jobs_table)
 
 
 # ---- a minimal delivery loop (the host's part) for worker-level tests ----------------------

@@ -9,6 +9,7 @@ here from the source, import by import.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,3 +43,12 @@ def test_the_checker_finds_an_import_of_azure_functions(tmp_path: Path) -> None:
     assert sees_azure_functions(sample)
     sample.write_text("import azure.core\nfrom azure.data.tables import TableClient\n")
     assert not sees_azure_functions(sample)
+
+
+def test_only_the_lifecycle_writes_job_status() -> None:
+    """The store's writes (``store.write``, ``store.insert``) are called from the lifecycle owner alone."""
+    writers = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "shared").rglob("*.py")
+        if re.search(r"\bstore\.(write|insert)\(", p.read_text())
+    )
+    assert writers == ["shared/engine/lifecycle.py"], writers

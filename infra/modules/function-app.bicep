@@ -93,7 +93,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Host storage and the app's storage: one identity-based connection, no keys, no connection
-// string. shared/storage.py follows the host's rules for AzureWebJobsStorage__*.
+// string. shared/store/clients.py follows the host's rules for AzureWebJobsStorage__*.
 var platformSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId

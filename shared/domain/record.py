@@ -274,9 +274,13 @@ class JobRecord:
             self, lease_expires_at=until, updated_at=now, progress_percent=max(0, min(100, int(percent))),
             progress_message=(message or None) and message[:PROGRESS_MESSAGE_LIMIT]))
 
-    def with_outcome_pending(self, pending: bool) -> JobRecord:
-        """The lifecycle's mark for an outcome event that is owed after the write (see engine/lifecycle.py)."""
+    def marked_outcome_pending(self, pending: bool) -> JobRecord:
+        """Not a change of its own: the lifecycle marks a terminal write with the event it still owes
+        (``rules.outcome_owed_later``); transitions leave the mark False until then."""
         return replace(self, outcome_pending=pending)
 
-    def outcome_published(self) -> Amendment:
+    def outcome_published(self, run: int, status: JobStatus) -> Amendment | None:
+        """Clear the pending mark, but only of the outcome that was sent (not a later run's)."""
+        if not self.outcome_pending or self.run != run or self.status is not status:
+            return None
         return Amendment(self, replace(self, outcome_pending=False))

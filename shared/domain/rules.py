@@ -104,10 +104,10 @@ def decide_delivery(record: JobRecord, contract: JobContract, now: datetime) -> 
     return Delivery.CLAIM
 
 
-def delivery_transition(record: JobRecord, contract: JobContract, now: datetime, *, owner: str,
+def delivery_transition(delivery: Delivery, record: JobRecord, now: datetime, *, owner: str,
                         lease_seconds: float) -> Transition | None:
-    """The transition a delivery commits, or None when it only acknowledges (or re-sends)."""
-    match decide_delivery(record, contract, now):
+    """The transition a delivery decision commits, or None when it only acknowledges (or re-sends)."""
+    match delivery:
         case Delivery.CLAIM:
             return record.claimed(owner, now + timedelta(seconds=lease_seconds), now)
         case Delivery.CANCEL:
@@ -117,6 +117,12 @@ def delivery_transition(record: JobRecord, contract: JobContract, now: datetime,
                                    f"no attempt left after {record.attempt} of {record.max_attempts} attempts", now)
         case _:
             return None
+
+
+def look_again_delay(record: JobRecord, now: datetime) -> float:
+    """When a copy of a leased job's message should look again: just after the lease ends."""
+    expires = record.lease_expires_at or now
+    return max(1.0, (expires - now).total_seconds() + 1)
 
 
 @dataclass(frozen=True)

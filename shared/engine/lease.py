@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from shared.domain.contract import JobStatus
 from shared.domain.record import Amendment, JobRecord
 from shared.domain.rules import Origin
-from shared.engine.lifecycle import Lifecycle
+from shared.engine.lifecycle import Contended, Lifecycle
 
 logger = logging.getLogger("jobs.lease")
 
@@ -64,7 +64,10 @@ class Lease:
                     raise self._lose()
                 return current.lease_renewed(now + timedelta(seconds=self.seconds), now, percent, message)
 
-            commit = await self.lifecycle.commit(self.record.job_id, renewed, Origin.DELIVERY, current=self.record)
+            try:
+                commit = await self.lifecycle.commit(self.record.job_id, renewed, Origin.DELIVERY, current=self.record)
+            except Contended as exc:  # it kept changing under every renewal: treat it as no longer ours
+                raise self._lose() from exc
             if commit.record is None:
                 raise self._lose()
             self.record = commit.record
@@ -74,7 +77,7 @@ class Lease:
         async with self._lock:
             if self.lost:
                 raise LeaseLost(str(self.record.job_id))
-            fresh = await self.lifecycle.store.get(self.record.job_id)
+            fresh = await self.lifecycle.read(self.record.job_id)
             if fresh is None or not self._is_ours(fresh):
                 raise self._lose()
             self.record = fresh

@@ -16,6 +16,8 @@ Every status change of every job goes through ``Lifecycle.commit`` (or ``create`
 
 ``alongside`` is the caller's own work that goes out in the same round trip as the follow-up
 (the list index rows of a submission or re-drive): it changes no job state.
+
+Every message the engine sends to the jobs, poison and outcome queues leaves through this class.
 """
 
 from __future__ import annotations
@@ -27,20 +29,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.contract import JobContract, JobStatus
 from shared.domain.errors import ErrorCode, JobsError
 from shared.domain.record import Change, JobRecord, Transition
-from shared.domain.rules import FollowUp, Origin, follow_up, outcome_owed_later
-from shared.observability.logs import job_logger
+from shared.domain.rules import FollowUp, Origin, follow_up, look_again_delay, outcome_owed_later
+from shared.observability.logs import JobLogger, job_logger
 from shared.observability.traces import current_traceparent
 from shared.store.queues import JobQueues
 from shared.store.status_table import ConcurrencyConflict, JobAlreadyExists, StatusStore
 
-__all__ = ["Commit", "JobAlreadyExists", "Lifecycle", "Origin"]
+__all__ = ["Commit", "Contended", "Lifecycle", "Origin"]
 
 logger = logging.getLogger("jobs.lifecycle")
 Decide = Callable[[JobRecord], Change | None]
 Alongside = Callable[[JobRecord], Awaitable[object]]
 MAX_ROUNDS = 8
+
+
+class Contended(JobsError):
+    """The job kept changing under every round of a commit (a 503 to API callers: retry)."""
+
+    def __init__(self, job_id: uuid.UUID, rounds: int):
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, "the job is changing rapidly; retry")
+        self.job_id, self.rounds = job_id, rounds
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,9 @@ class Lifecycle:
         self.queues = queues
         self.clock = clock
 
+    async def read(self, job_id: uuid.UUID) -> JobRecord | None:
+        return await self.store.get(job_id)
+
     async def create(self, record: JobRecord, origin: Origin, *, reason: str = "Submitted",
                      alongside: Alongside | None = None) -> JobRecord:
         """Insert a new job (raises JobAlreadyExists), then send its first message when the origin owes it."""
@@ -66,13 +80,29 @@ class Lifecycle:
         written = await self.store.insert(created)
         return await self._follow(Transition(None, written, created.entry), origin, alongside)
 
+    async def load_or_recreate(self, contract: JobContract, origin: Origin, log: JobLogger) -> JobRecord:
+        """The job a message is about; no orphans: a message whose entity is missing recreates it."""
+        record = await self.store.get(contract.job_id)
+        if record is not None:
+            return record
+        log.warning("status entity missing; recreating it from the message")
+        try:
+            return await self.create(JobRecord.from_contract(contract, self.clock()), origin,
+                                     reason="RecreatedFromMessage")
+        except JobAlreadyExists:
+            existing = await self.store.get(contract.job_id)
+            if existing is None:  # deleted in between (purge); nothing sensible left to run
+                raise
+            return existing
+
     async def commit(self, job_id: uuid.UUID, decide: Decide, origin: Origin, *, current: JobRecord | None = None,
                      alongside: Alongside | None = None, max_rounds: int = MAX_ROUNDS) -> Commit:
-        """Decide, write If-Match, follow up; on a stale ETag re-read and re-decide."""
+        """Decide, write If-Match, follow up; on a stale ETag re-read and re-decide. Raises Contended
+        when every round found the job changed."""
         try:
             return await self._commit(job_id, decide, origin, current, alongside=alongside, max_rounds=max_rounds)
         except ConcurrencyConflict as exc:
-            raise JobsError(ErrorCode.STORAGE_UNAVAILABLE, "the job is changing rapidly; retry") from exc
+            raise Contended(job_id, max_rounds) from exc
 
     async def publish_outcome(self, record: JobRecord) -> JobRecord:
         """Send a terminal job's outcome event (again: its id is deterministic), then clear the pending mark."""
@@ -84,9 +114,13 @@ class Lifecycle:
         )
         if not record.outcome_pending:
             return record
+        run, status = record.run, record.status
+
+        def clear(current: JobRecord) -> Change | None:
+            return current.outcome_published(run, status)
+
         try:
-            commit = await self._commit(record.job_id, _clear_pending, Origin.SWEEP, record, alongside=None,
-                                        max_rounds=3)
+            commit = await self._commit(record.job_id, clear, None, record, alongside=None, max_rounds=3)
         except ConcurrencyConflict:
             logger.warning("could not clear outcomePending for job %s; maintenance may re-send it", record.job_id)
             return record
@@ -94,9 +128,7 @@ class Lifecycle:
 
     async def look_again_after_lease(self, record: JobRecord) -> float:
         """Leave a copy of the running attempt's message that becomes visible just after its lease ends."""
-        now = self.clock()
-        expires = record.lease_expires_at or now
-        delay = max(1.0, (expires - now).total_seconds() + 1)
+        delay = look_again_delay(record, self.clock())
         # The running attempt's contract, not the next one: if the job is Queued for a retry by the time the
         # copy arrives, the copy is stale and the retry's own message keeps its backoff.
         await self.queues.send_job(record.running_contract(), delay)
@@ -106,9 +138,11 @@ class Lifecycle:
         """A message that is not a job contract goes straight to the poison path (never a crash loop)."""
         await self.queues.send_poison(body)
 
-    async def _commit(self, job_id: uuid.UUID, decide: Decide, origin: Origin, current: JobRecord | None, *,
+    async def _commit(self, job_id: uuid.UUID, decide: Decide, origin: Origin | None, current: JobRecord | None, *,
                       alongside: Alongside | None, max_rounds: int) -> Commit:
+        """``origin`` None: only amendments may be decided (they owe no follow-up)."""
         record = current
+        published: tuple[int, JobStatus] | None = None
         for _ in range(max_rounds):
             if record is None:
                 record = await self.store.get(job_id)
@@ -119,14 +153,14 @@ class Lifecycle:
                 return Commit(record, None)
             if isinstance(change, Transition):
                 change = self._marked(change, origin)
-                if record.is_terminal and not change.after.is_terminal:
-                    await self.publish_outcome(record)  # the finished run's event before the new run begins
+                published = await self._publish_finished_run(change, published)
             try:
                 written = await self.store.write(change)
             except ConcurrencyConflict:
+                logger.debug("job %s changed since it was read; reading it again", job_id)
                 record = None
                 continue
-            if isinstance(change, Transition):
+            if isinstance(change, Transition) and origin is not None:  # (_marked refused a transition without one)
                 return Commit(await self._follow(Transition(change.before, written, change.entry), origin, alongside),
                               change)
             if alongside is not None:
@@ -134,10 +168,23 @@ class Lifecycle:
             return Commit(written, change)
         raise ConcurrencyConflict(f"job {job_id}: still conflicting after {max_rounds} rounds")
 
+    async def _publish_finished_run(self, transition: Transition,
+                                    published: tuple[int, JobStatus] | None) -> tuple[int, JobStatus] | None:
+        """Leaving a terminal state (a re-drive): the finished run's event goes out first, once per commit."""
+        before = transition.before
+        if before is None or not before.is_terminal or transition.after.is_terminal:
+            return published
+        leaving = (before.run, before.status)
+        if published != leaving:
+            await self.publish_outcome(before)
+        return leaving
+
     @staticmethod
-    def _marked(transition: Transition, origin: Origin) -> Transition:
+    def _marked(transition: Transition, origin: Origin | None) -> Transition:
+        if origin is None:
+            raise ValueError("a transition needs the origin that decides its follow-up")
         pending = outcome_owed_later(transition.after, origin)
-        return Transition(transition.before, transition.after.with_outcome_pending(pending), transition.entry)
+        return Transition(transition.before, transition.after.marked_outcome_pending(pending), transition.entry)
 
     async def _follow(self, transition: Transition, origin: Origin, alongside: Alongside | None) -> JobRecord:
         after = transition.after
@@ -155,6 +202,3 @@ class Lifecycle:
             return await self.publish_outcome(after)
         return after
 
-
-def _clear_pending(record: JobRecord) -> Change | None:
-    return record.outcome_published() if record.outcome_pending else None

@@ -22,7 +22,6 @@ from shared.domain.errors import ErrorCode
 from shared.domain.record import JobRecord, Transition
 from shared.domain.rules import Origin
 from shared.engine.runtime import Runtime
-from shared.engine.worker import recreate_from_contract
 from shared.observability.logs import job_dimensions, job_logger
 from shared.observability.traces import SpanKind, job_span
 
@@ -57,8 +56,7 @@ async def _handle(runtime: Runtime, body: str, inserted_at: datetime | None) -> 
         await _settle_invalid(runtime, body)
         return
     log = job_logger(contract)
-    record = await runtime.store.get(contract.job_id) or await recreate_from_contract(
-        runtime, contract, log, Origin.POISON)
+    record = await runtime.lifecycle.load_or_recreate(contract, Origin.POISON, log)
     with job_span(f"poison {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
                   attributes=job_dimensions(contract)):
         if record.is_terminal:
@@ -79,7 +77,13 @@ async def _poison(runtime: Runtime, record: JobRecord, code: ErrorCode, why: str
     def decide(current: JobRecord) -> Transition | None:
         return None if current.is_terminal else current.poisoned(code, why, runtime.clock())
 
-    return (await runtime.lifecycle.commit(record.job_id, decide, Origin.POISON, current=record)).record
+    commit = await runtime.lifecycle.commit(record.job_id, decide, Origin.POISON, current=record)
+    final = commit.record
+    if not commit.applied and final is not None and final.is_terminal and final.outcome_pending:
+        # Someone else ended it first and still owes the event (say, the worker's own Poisoned, whose
+        # hand-over is behind this message): send it now rather than after the sweep's grace period.
+        return await runtime.lifecycle.publish_outcome(final)
+    return final
 
 
 async def _settle_invalid(runtime: Runtime, body: str) -> None:

@@ -29,11 +29,11 @@ from shared.domain.errors import ErrorCode, JobsError, field_errors
 from shared.domain.principal import Principal
 from shared.domain.record import Amendment, JobRecord
 from shared.domain.rules import Origin
-from shared.engine.lifecycle import JobAlreadyExists
 from shared.engine.runtime import Runtime
 from shared.handlers import JobType, Payload
 from shared.observability.traces import current_traceparent
 from shared.store.queues import QUEUE_MESSAGE_LIMIT, encoded_size
+from shared.store.status_table import JobAlreadyExists
 
 QUOTA_RETRY_AFTER_SECONDS = 30
 

@@ -44,7 +44,6 @@ from shared.domain.rules import (
     retry_delay,
 )
 from shared.engine.lease import Lease, LeaseLost
-from shared.engine.lifecycle import JobAlreadyExists
 from shared.engine.runtime import Runtime
 from shared.handlers import JobContext, JobType
 from shared.observability.logs import JobLogger, job_dimensions, job_logger, with_dims
@@ -70,8 +69,7 @@ async def handle_job_message(runtime: Runtime, body: str, dequeue_count: int | N
         await runtime.lifecycle.refuse_message(body)
         return
     log = job_logger(contract)
-    record = await runtime.store.get(contract.job_id) or await recreate_from_contract(
-        runtime, contract, log, Origin.DELIVERY)
+    record = await runtime.lifecycle.load_or_recreate(contract, Origin.DELIVERY, log)
     with job_span(f"run {contract.job_type}", SpanKind.CONSUMER, traceparent=record.trace_parent,
                   attributes=job_dimensions(contract)):
         log.info("delivery of attempt %s (dequeue count %s)", contract.attempt, dequeue_count)
@@ -84,27 +82,16 @@ async def handle_job_message(runtime: Runtime, body: str, dequeue_count: int | N
             await _run(runtime, claimed, log)
 
 
-async def recreate_from_contract(runtime: Runtime, contract: JobContract, log: JobLogger, origin: Origin) -> JobRecord:
-    """No orphans: a message whose entity is missing recreates it from the contract."""
-    log.warning("status entity missing; recreating it from the message")
-    record = JobRecord.from_contract(contract, runtime.clock())
-    try:
-        return await runtime.lifecycle.create(record, origin, reason="RecreatedFromMessage")
-    except JobAlreadyExists:
-        existing = await runtime.store.get(contract.job_id)
-        if existing is None:  # deleted in between (purge); nothing sensible left to run
-            raise
-        return existing
-
-
 async def _deliver(runtime: Runtime, contract: JobContract, record: JobRecord, log: JobLogger,
                    dequeue_count: int) -> JobRecord | None:
     """Commit what this delivery means; return the claimed record when it is ours to run."""
     owner = uuid.uuid4().hex
+    decided: list[Delivery] = []  # what the committed round decided (the last one, after any re-reads)
 
     def decide(current: JobRecord) -> Transition | None:
-        return delivery_transition(current, contract, runtime.clock(), owner=owner,
-                                   lease_seconds=runtime.settings.lease_seconds)
+        now = runtime.clock()
+        decided.append(decide_delivery(current, contract, now))
+        return delivery_transition(decided[-1], current, now, owner=owner, lease_seconds=runtime.settings.lease_seconds)
 
     commit = await runtime.lifecycle.commit(contract.job_id, decide, Origin.DELIVERY, current=record)
     current = commit.record
@@ -113,7 +100,7 @@ async def _deliver(runtime: Runtime, contract: JobContract, record: JobRecord, l
         return None
     if commit.applied:
         return current if current.status is JobStatus.RUNNING and current.lease_owner == owner else None
-    match decide_delivery(current, contract, runtime.clock()):
+    match decided[-1]:
         case Delivery.TERMINAL:
             log.info("job already %s; re-sending its outcome", current.status.value)
             await runtime.lifecycle.publish_outcome(current)
@@ -144,6 +131,9 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
     elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
     delay = retry_delay(runtime.settings.retry_base_seconds, runtime.settings.retry_max_seconds, lease.record.attempt)
     owner = lease.owner
+    intended = after_attempt(lease.record, outcome, runtime.clock(), delay).after.status
+    log.info("handler finished in %d ms: %s", elapsed_ms, intended.value,
+             extra={"durationMs": elapsed_ms, "outcome": intended.value})
 
     def finish(current: JobRecord) -> Transition | None:
         if current.status is not JobStatus.RUNNING or current.lease_owner != owner:
@@ -151,11 +141,8 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
         return after_attempt(current, outcome, runtime.clock(), delay)
 
     commit = await runtime.lifecycle.commit(record.job_id, finish, Origin.DELIVERY, current=lease.record)
-    if commit.record is None or not commit.applied:
+    if not commit.applied:
         log.info("job moved on before this attempt's outcome could be written; leaving it")
-        return
-    log.info("handler finished in %d ms: %s", elapsed_ms, commit.record.status.value,
-             extra={"durationMs": elapsed_ms, "outcome": commit.record.status.value})
 
 
 async def _invoke_while_leased(runtime: Runtime, job_type: JobType[Any], lease: Lease,

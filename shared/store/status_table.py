@@ -221,9 +221,6 @@ class StatusStore:
     # ---- named queries (maintenance). They filter on non-key properties, which Table storage
     # serves by scanning the table; retention keeps it bounded (docs/operations.md).
 
-    def with_status(self, status: JobStatus, limit: int) -> AsyncIterator[JobRecord]:
-        return self._query("status eq @status", {"status": status.value}, limit)
-
     def stranded_queued(self, visible_before: datetime, limit: int) -> AsyncIterator[JobRecord]:
         """Queued jobs whose message should have been visible before the cutoff."""
         return self._query("status eq @status and visibleAt lt @cutoff",

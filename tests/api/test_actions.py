@@ -17,6 +17,7 @@ from tests.support import (
     force,
     make_runtime,
     make_settings,
+    queued_jobs,
     run_until_settled,
 )
 
@@ -251,7 +252,7 @@ async def test_in_flight_quota_answers_429_with_retry_after(api: Api) -> None:
         body = {"jobType": "probe", "subjectId": str(uuid.uuid4()), "payload": {"tag": "third"}}
         res = await capped.call("POST", "/api/jobs", body)
         assert res.status == 429 and res.code == "QUOTA_EXCEEDED" and int(res.headers["retry-after"]) > 0
-        assert len([r async for r in limited.store.with_status(JobStatus.QUEUED, 10)]) == 2
+        assert len(await queued_jobs(limited)) == 2
         await capped.call("POST", f"/api/jobs/{first}/cancel")  # one finishes: room again
         assert (await capped.call("POST", "/api/jobs", body)).status == 202
         other = await capped.call("POST", "/api/jobs", body, token=capped.token(oid=BOB_OID))

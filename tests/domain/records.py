@@ -11,6 +11,8 @@ from shared.domain.contract import JobStatus
 from shared.domain.record import JobRecord
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+Q, R, C, F, P, X = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED,
+                    JobStatus.POISONED, JobStatus.CANCELLED)
 
 
 def record(status: JobStatus = JobStatus.QUEUED, **changes: Any) -> JobRecord:

@@ -26,14 +26,13 @@ from shared.domain.rules import (
     decide_delivery,
     delivery_transition,
     follow_up,
+    look_again_delay,
     outcome_owed_later,
     retry_delay,
     what_next,
 )
-from tests.domain.records import NOW, record
+from tests.domain.records import NOW, C, F, P, Q, R, X, record
 
-Q, R, C, F, P, X = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED,
-                    JobStatus.POISONED, JobStatus.CANCELLED)
 EXPIRED = NOW - timedelta(seconds=1)
 
 # (record, the attempt its message carries, the decision)
@@ -55,7 +54,7 @@ DELIVERIES: list[tuple[str, JobRecord, int, Delivery]] = [
 def test_delivery_decision(case: str, job: JobRecord, attempt: int, expected: Delivery) -> None:
     contract = replace(job, attempt=attempt - 1).next_contract()
     assert decide_delivery(job, contract, NOW) is expected
-    transition = delivery_transition(job, contract, NOW, owner="w", lease_seconds=60)
+    transition = delivery_transition(expected, job, NOW, owner="w", lease_seconds=60)
     targets = {Delivery.CLAIM: R, Delivery.CANCEL: X, Delivery.EXHAUSTED: P}
     assert (transition.after.status if transition else None) == targets.get(expected)
 
@@ -144,3 +143,9 @@ def test_retry_delay_is_exponential_with_equal_jitter(attempt: int) -> None:
     ceiling = min(600.0, 5.0 * 2 ** (attempt - 1))
     for _ in range(50):
         assert ceiling / 2 <= retry_delay(5.0, 600.0, attempt) <= ceiling
+
+
+@pytest.mark.parametrize(("lease_left", "expected"), [(30.0, 31.0), (0.2, 1.2), (-5.0, 1.0), (None, 1.0)])
+def test_a_copy_looks_again_just_after_the_lease(lease_left: float | None, expected: float) -> None:
+    until = NOW + timedelta(seconds=lease_left) if lease_left is not None else None
+    assert look_again_delay(record(R, lease_expires_at=until), NOW) == expected

@@ -17,10 +17,8 @@ from shared.domain.record import (
     JobRecord,
     Transition,
 )
-from tests.domain.records import NOW, record
+from tests.domain.records import NOW, C, F, P, Q, R, X, record
 
-Q, R, C, F, P, X = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED,
-                    JobStatus.POISONED, JobStatus.CANCELLED)
 UNTIL = NOW + timedelta(minutes=5)
 
 # Each typed transition: (name, method, the statuses it may start from, its target).
@@ -104,4 +102,7 @@ def test_amendments_keep_the_status_and_write_no_history() -> None:
     assert (renewed.progress_percent, len(renewed.progress_message or "")) == (100, 200)  # clamped, cut
     assert running.with_cancel_requested(NOW).after.cancel_requested
     assert running.with_submitter("t|o").after.submitters == ("t|o",)
-    assert not record(C, outcome_pending=True).outcome_published().after.outcome_pending
+    published = record(C, outcome_pending=True, run=2).outcome_published(2, C)
+    assert published is not None and not published.after.outcome_pending
+    assert record(C, outcome_pending=True, run=3).outcome_published(2, C) is None  # a later run's mark stays
+    assert record(C, outcome_pending=False).outcome_published(1, C) is None

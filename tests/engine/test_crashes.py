@@ -24,6 +24,7 @@ from tests.support import (
     deliver_once,
     make_runtime,
     make_settings,
+    queued_jobs,
     run_until_settled,
 )
 
@@ -58,7 +59,7 @@ async def test_crash_between_entity_insert_and_message_send_is_repaired_by_maint
     job_id = None
     with pytest.raises(SimulatedCrash):
         await submit_job(fast, "probe", {"tag": "submit-crash"})
-    queued = [r async for r in fast.store.with_status(JobStatus.QUEUED, 10)]
+    queued = await queued_jobs(fast)
     assert len(queued) == 1 and not await fast.queues.jobs.peek_messages()
     job_id = queued[0].job_id
     report = await sweep(fast)
