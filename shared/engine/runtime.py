@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables.aio import TableClient
 
 from shared.config import Settings, StorageName, load_settings
 from shared.domain.contract import utc_now
@@ -42,6 +43,7 @@ class Runtime:
     queues: JobQueues = field(init=False)
     index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
     lifecycle: Lifecycle = field(init=False)
+    _tables: dict[str, TableClient] = field(init=False, repr=False)  # the job types' tables, by setting
 
     def __post_init__(self) -> None:
         self.store = StatusStore(self.clients.table(self.settings.jobs_table), self.clock)

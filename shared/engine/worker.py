@@ -98,8 +98,8 @@ async def _deliver(runtime: Runtime, contract: JobContract, record: JobRecord, l
     if current is None:
         log.warning("job vanished (purged?) while deciding; dropping the message")
         return None
-    if commit.applied:
-        return current if current.status is JobStatus.RUNNING and current.lease_owner == owner else None
+    if commit.applied:  # claimed (ours to run), or settled as Cancelled / Poisoned
+        return current if decided[-1] is Delivery.CLAIM else None
     match decided[-1]:
         case Delivery.TERMINAL:
             log.info("job already %s; re-sending its outcome", current.status.value)
