@@ -25,7 +25,7 @@ from pydantic import Field
 from jobs import REGISTRY
 from shared.config import Settings, load_settings
 from shared.domain.errors import ErrorCode, PermanentJobError
-from shared.domain.record import Amendment, JobRecord
+from shared.domain.record import Amendment, HistoryEntry, JobRecord
 from shared.engine.poison import handle_poison_message
 from shared.engine.runtime import Runtime
 from shared.engine.worker import handle_job_message
@@ -96,10 +96,11 @@ class RequestLog:
         self.faults.append(fault)
         return fault
 
-    def fail_on(self, method: str, path_contains: str, times: int = 1) -> Fault:
-        """A storage failure on the matching requests. An OSError, not an azure-core error, so the
-        SDK's own retry policy (seconds of backoff per try) does not stretch the test."""
-        fault = Fault(method, path_contains, lambda: OSError("injected storage outage"), times=times)
+    def fail_on(self, method: str, path_contains: str, times: int = 1, after: int = 0) -> Fault:
+        """A storage failure on the matching requests (after the first ``after`` of them pass). An OSError,
+        not an azure-core error, so the SDK's own retry policy (seconds of backoff per try) does not stretch
+        the test."""
+        fault = Fault(method, path_contains, lambda: OSError("injected storage outage"), after=after, times=times)
         self.faults.append(fault)
         return fault
 
@@ -170,6 +171,13 @@ async def make_runtime(settings: Settings, log: RequestLog, registry: JobRegistr
 async def force(runtime: Runtime, record: JobRecord, **changes: Any) -> JobRecord:
     """Set fields of a job's entity directly (If-Match), to fast-forward a test to a state."""
     return await runtime.store.write(Amendment(record, replace(record, **changes)))
+
+
+async def history_of(runtime: Runtime, job_id: uuid.UUID) -> list[HistoryEntry]:
+    """The job's status history as the status read returns it (it lives on the status entity)."""
+    record = await runtime.store.get(job_id)
+    assert record is not None, f"job {job_id} has no status entity"
+    return list(record.history)
 
 
 async def queued_jobs(runtime: Runtime, limit: int = 10) -> list[JobRecord]:

@@ -90,7 +90,8 @@ class JobStatusView(ApiModel):
     outcome: Problem | None = None
     completed_at: UtcDatetime | None = None
     result: dict[str, Any] | None = None
-    history: list[HistoryItem] | None = None
+    history: list[HistoryItem] | None = None  # with ?history=true: oldest first, bounded (docs/api.md)
+    history_omitted: int | None = None  # with ?history=true: entries dropped at the bound, after the first
 
 
 class JobList(ApiModel):

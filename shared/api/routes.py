@@ -71,7 +71,7 @@ def outcome_problem(record: JobRecord) -> Problem | None:
     return Problem.model_validate(body)
 
 
-def status_view(record: JobRecord, history: list[HistoryEntry] | None = None) -> JobStatusView:
+def status_view(record: JobRecord, *, with_history: bool = False) -> JobStatusView:
     return JobStatusView(
         job_id=record.job_id, job_type=record.job_type, subject_id=record.subject_id, status=record.status,
         attempt=record.attempt, max_attempts=record.max_attempts, run=record.run, created_at=record.created_at,
@@ -80,7 +80,8 @@ def status_view(record: JobRecord, history: list[HistoryEntry] | None = None) ->
         cancel_requested=record.cancel_requested, percent_complete=record.progress_percent,
         progress_message=record.progress_message, outcome=outcome_problem(record),
         completed_at=record.terminal_at if record.is_terminal else None, result=record.result,
-        history=[_history_item(entry) for entry in history] if history is not None else None,
+        history=[_history_item(entry) for entry in record.history] if with_history else None,
+        history_omitted=record.history_dropped if with_history else None,
     )
 
 
@@ -91,14 +92,13 @@ def _history_item(entry: HistoryEntry) -> HistoryItem:
     })
 
 
-def status_response(call: Call, record: JobRecord, status: int = 200,
-                    history: list[HistoryEntry] | None = None) -> ApiResponse:
+def status_response(call: Call, record: JobRecord, status: int = 200, *, with_history: bool = False) -> ApiResponse:
     headers = {"Cache-Control": "no-store"}
     if not record.is_terminal:
         headers["Retry-After"] = str(call.runtime.settings.status_retry_after_seconds)
     if status == 202:
         headers["Location"] = status_url(record.job_id)
-    return ApiResponse(status, status_view(record, history).body(), headers)
+    return ApiResponse(status, status_view(record, with_history=with_history).body(), headers)
 
 
 async def _visible_job(call: Call, action: access.Action) -> tuple[Principal, JobRecord]:
@@ -110,8 +110,7 @@ async def _visible_job(call: Call, action: access.Action) -> tuple[Principal, Jo
 async def job_status(call: Call) -> ApiResponse:
     _, record = await _visible_job(call, access.Action.READ)
     wants_history = (call.request.params.get("history") or "").lower() in TRUE_VALUES
-    history = await call.runtime.store.history(record.job_id) if wants_history else None
-    return status_response(call, record, history=history)
+    return status_response(call, record, with_history=wants_history)  # the history is on the record: one read
 
 
 async def cancel_job(call: Call) -> ApiResponse:

@@ -49,8 +49,14 @@ ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
 )
 
 RESULT_SUMMARY_LIMIT = 4096  # bytes of JSON: the status record holds a summary, never large results
-MESSAGE_LIMIT = 500  # characters of an outcome or history message
+MESSAGE_LIMIT = 500  # characters of an outcome message
 PROGRESS_MESSAGE_LIMIT = 200
+# The history lives on the status entity (one property), so it is bounded: at most HISTORY_LIMIT
+# entries of at most HISTORY_MESSAGE_LIMIT characters each (~16 K characters, under the Table
+# service's 32 K-character string property). At the bound the first entry (how the job began)
+# stays, the oldest after it are dropped, and ``history_dropped`` counts them.
+HISTORY_LIMIT = 50
+HISTORY_MESSAGE_LIMIT = 200
 
 
 class IllegalTransition(Exception):  # named without an Error suffix: reads as the domain term
@@ -128,6 +134,8 @@ class JobRecord:
     outcome_pending: bool = False
     trace_parent: str | None = None  # W3C traceparent of the submit (or re-drive) request
     redriven_at: datetime | None = None  # when the current run began by re-drive (older poison copies are stale)
+    history: tuple[HistoryEntry, ...] = ()  # every transition of every run, oldest first (bounded: HISTORY_LIMIT)
+    history_dropped: int = 0  # entries dropped at the bound (after the first)
     etag: str = field(default="", compare=False)
 
     @classmethod
@@ -187,7 +195,7 @@ class JobRecord:
     def created(self, reason: str = "Submitted") -> Transition:
         """The first entry of a new record (submitted, or recreated from its message)."""
         entry = HistoryEntry(self.version, None, self.status, self.attempt, self.created_at, reason)
-        return Transition(None, self, entry)
+        return Transition(None, replace(self, history=(entry,), history_dropped=0), entry)
 
     def claimed(self, owner: str, until: datetime, now: datetime) -> Transition:
         """Queued (or Running with an expired lease) -> Running: the next attempt, under a lease."""
@@ -255,12 +263,17 @@ class JobRecord:
         after = replace(after, status=target, updated_at=now, version=self.version + 1)
         if target.is_terminal:
             after = replace(after, terminal_at=now, lease_owner=None, lease_expires_at=None, outcome_pending=False)
-        entry = HistoryEntry(after.version, self.status, target, after.attempt, now, reason, message)
-        return Transition(self, after, entry)
+        entry = HistoryEntry(after.version, self.status, target, after.attempt, now, reason,
+                             message and message[:HISTORY_MESSAGE_LIMIT])
+        history, dropped = _appended(self.history, entry)
+        return Transition(self, replace(after, history=history, history_dropped=self.history_dropped + dropped), entry)
 
     # ---- amendments (same status) ------------------------------------------------------------
 
-    def with_submitter(self, principal_key: str) -> Amendment:
+    def joined_by(self, principal_key: str) -> Amendment:
+        """A duplicate submission joins the job: its principal becomes a submitter (if it is not one)."""
+        if principal_key in self.submitters:
+            return Amendment(self, self)
         return Amendment(self, replace(self, submitters=(*self.submitters, principal_key)))
 
     def with_cancel_requested(self, now: datetime) -> Amendment:
@@ -284,3 +297,11 @@ class JobRecord:
         if not self.outcome_pending or self.run != run or self.status is not status:
             return None
         return Amendment(self, replace(self, outcome_pending=False))
+
+
+def _appended(history: tuple[HistoryEntry, ...], entry: HistoryEntry) -> tuple[tuple[HistoryEntry, ...], int]:
+    """The history with ``entry`` added, bounded: the first entry stays, the oldest after it go."""
+    if len(history) < HISTORY_LIMIT:
+        return (*history, entry), 0
+    keep = HISTORY_LIMIT - 2  # the first entry + the newest (HISTORY_LIMIT - 2) + the new one
+    return (history[0], *history[len(history) - keep:], entry), len(history) - 1 - keep

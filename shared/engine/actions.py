@@ -8,7 +8,8 @@ in exactly one terminal state with exactly one outcome.
 
 Re-drive turns a Failed or Poisoned job into a new run of the same job: Queued, attempts reset,
 ``run`` + 1 (so the new run's outcome event has a new eventId), history kept. The lifecycle
-publishes the finished run's outcome before the new run begins.
+publishes the finished run's outcome before the new run begins. The new run is in flight again,
+so it counts against its submitters' quotas: a re-drive is refused (429) while one is at the cap.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from shared.domain.principal import Principal
 from shared.domain.record import Change, JobRecord, Transition
 from shared.domain.rules import Origin
 from shared.engine.runtime import Runtime
+from shared.engine.submit import ensure_within_quota
 from shared.observability.logs import job_logger
 from shared.observability.traces import current_traceparent
-from shared.store.job_list import InvalidContinuation, decode_token, owner_partition, tenant_partition
+from shared.store.job_list import InvalidContinuation, decode_token, owner_scope, tenant_scope
 
 MAX_INDEX_PAGES = 5  # a filtered list page reads at most this many index pages
 
@@ -63,9 +65,12 @@ async def redrive(runtime: Runtime, record: JobRecord, principal: Principal) -> 
             raise JobsError(ErrorCode.JOB_NOT_RETRYABLE, "its outcome is still being published; retry in a minute")
         return current.redriven(runtime.clock(), current_traceparent())
 
+    owners = record.submitters or (principal.key,)  # a re-drive counts against the job's owners' quotas
+
     async def mark_live(queued: JobRecord) -> None:
-        owners = queued.submitters or (principal.key,)  # the quota counts against the job's owners
         await asyncio.gather(*(runtime.index.mark_live(queued.job_id, owner) for owner in owners))
+
+    await asyncio.gather(*(ensure_within_quota(runtime, owner, record.job_id) for owner in owners))
 
     commit = await runtime.lifecycle.commit(record.job_id, decide, Origin.REQUEST, current=record, alongside=mark_live)
     if commit.record is None:
@@ -76,17 +81,17 @@ async def redrive(runtime: Runtime, record: JobRecord, principal: Principal) -> 
 
 async def list_jobs(runtime: Runtime, principal: Principal, query: ListQuery) -> tuple[list[JobRecord], str | None]:
     """Newest first, from the index; statuses come from each job's entity (point reads)."""
-    partition = tenant_partition(principal.tenant_id) if lists_tenant(principal) else owner_partition(principal.key)
+    scope = tenant_scope(principal.tenant_id) if lists_tenant(principal) else owner_scope(principal.key)
     wanted = (("jobType", query.job_type), ("subjectId", str(query.subject_id) if query.subject_id else None))
     filters = {name: value for name, value in wanted if value}
     items: list[JobRecord] = []
     continuation: str | None = query.continuation
     for _ in range(MAX_INDEX_PAGES):
         try:
-            token = decode_token(continuation, partition)
+            token = decode_token(continuation, scope)
         except InvalidContinuation as exc:
             raise JobsError(ErrorCode.REQUEST_INVALID, str(exc)) from exc
-        page = await runtime.index.page(partition, filters, query.page_size - len(items), token)
+        page = await runtime.index.page(scope, filters, query.page_size - len(items), token)
         records = await asyncio.gather(*(runtime.store.get(job_id) for job_id in page.job_ids))
         items += [r for r in records if r is not None and can_see(principal, r)
                   and (query.status is None or r.status is query.status)]

@@ -15,7 +15,12 @@ Every status change of every job goes through ``Lifecycle.commit`` (or ``create`
    so a new run never swallows the old run's event.
 
 ``alongside`` is the caller's own work that goes out in the same round trip as the follow-up
-(the list index rows of a submission or re-drive): it changes no job state.
+(the list index rows of a submission or re-drive): it changes no job state. A new job's
+``admit`` (the submission's quota check) runs in the same round trip as its insert; when it
+refuses, the entity is deleted again before anything was sent.
+
+Publishing an outcome also drops the job's live index rows (the in-flight quota's count), in the
+same round trip as the event.
 
 Every message the engine sends to the jobs, poison and outcome queues leaves through this class.
 """
@@ -35,6 +40,7 @@ from shared.domain.record import Change, JobRecord, Transition
 from shared.domain.rules import FollowUp, Origin, follow_up, look_again_delay, outcome_owed_later
 from shared.observability.logs import JobLogger, job_logger
 from shared.observability.traces import current_traceparent
+from shared.store.job_list import JobIndex
 from shared.store.queues import JobQueues
 from shared.store.status_table import ConcurrencyConflict, JobAlreadyExists, StatusStore
 
@@ -65,20 +71,53 @@ class Commit:
 
 
 class Lifecycle:
-    def __init__(self, store: StatusStore, queues: JobQueues, clock: Callable[[], datetime]):
+    def __init__(self, store: StatusStore, queues: JobQueues, index: JobIndex, clock: Callable[[], datetime]):
         self.store = store
         self.queues = queues
+        self.index = index
         self.clock = clock
 
     async def read(self, job_id: uuid.UUID) -> JobRecord | None:
         return await self.store.get(job_id)
 
     async def create(self, record: JobRecord, origin: Origin, *, reason: str = "Submitted",
-                     alongside: Alongside | None = None) -> JobRecord:
-        """Insert a new job (raises JobAlreadyExists), then send its first message when the origin owes it."""
+                     alongside: Alongside | None = None, admit: Awaitable[None] | None = None) -> JobRecord:
+        """Insert a new job (raises JobAlreadyExists), then send its first message when the origin owes it.
+
+        ``admit`` runs alongside the insert and raises to refuse the job: the entity is then deleted
+        (If-Match) and the refusal raised. If the entity changed in between, someone else was given
+        this job (a concurrent duplicate submission joined it), so it goes ahead after all."""
         created = record.created(reason)
-        written = await self.store.insert(created)
+        if admit is None:
+            written = await self._insert(created)
+        else:
+            inserted, admitted = await asyncio.gather(self._insert(created), admit, return_exceptions=True)
+            if isinstance(inserted, BaseException):
+                admit_error = admitted if isinstance(admitted, BaseException) else None
+                raise inserted from admit_error
+            written = inserted
+            if isinstance(admitted, BaseException):
+                if await self.store.delete(written):
+                    raise admitted
+                current = await self.store.get(written.job_id)
+                if current is None:
+                    raise admitted
+                logger.info("job %s was joined while its quota was checked; it goes ahead", written.job_id)
+                written = current
         return await self._follow(Transition(None, written, created.entry), origin, alongside)
+
+    async def _insert(self, created: Transition) -> JobRecord:
+        """The insert, resolved when it may have landed before: a retried insert that finds its own
+        entity (the same request's correlation id, never moved since) is this insert."""
+        try:
+            return await self.store.insert(created)
+        except JobAlreadyExists as exists:
+            existing = await self.store.get(created.after.job_id)
+            mine = created.after
+            if (existing is None or existing.correlation_id != mine.correlation_id
+                    or existing.version != mine.version or existing.status is not mine.status):
+                raise JobAlreadyExists(str(mine.job_id), existing) from exists
+            return existing
 
     async def load_or_recreate(self, contract: JobContract, origin: Origin, log: JobLogger) -> JobRecord:
         """The job a message is about; no orphans: a message whose entity is missing recreates it."""
@@ -89,8 +128,8 @@ class Lifecycle:
         try:
             return await self.create(JobRecord.from_contract(contract, self.clock()), origin,
                                      reason="RecreatedFromMessage")
-        except JobAlreadyExists:
-            existing = await self.store.get(contract.job_id)
+        except JobAlreadyExists as exists:
+            existing = exists.existing or await self.store.get(contract.job_id)
             if existing is None:  # deleted in between (purge); nothing sensible left to run
                 raise
             return existing
@@ -105,9 +144,10 @@ class Lifecycle:
             raise Contended(job_id, max_rounds) from exc
 
     async def publish_outcome(self, record: JobRecord) -> JobRecord:
-        """Send a terminal job's outcome event (again: its id is deterministic), then clear the pending mark."""
+        """Send a terminal job's outcome event (again: its id is deterministic) and drop its live index rows,
+        then clear the pending mark."""
         event = record.outcome_event(current_traceparent())
-        await self.queues.send_outcome(event)
+        await asyncio.gather(self.queues.send_outcome(event), self.index.finished(record))
         job_logger(record).info(
             "outcome %s emitted", record.status.value,
             extra={"outcome": record.status.value, "outcomeCode": event.code, "eventId": str(event.event_id)},

@@ -51,7 +51,7 @@ class Runtime:
         self.queues = JobQueues(
             self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
         )
-        self.lifecycle = Lifecycle(self.store, self.queues, self.clock)
+        self.lifecycle = Lifecycle(self.store, self.queues, self.index, self.clock)
         self._tables = {n.setting: self.clients.table(self.settings.name_of(n)) for n in self.registry.tables()}
 
     def files(self, tenant_id: uuid.UUID) -> TenantFiles:

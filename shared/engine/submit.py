@@ -1,22 +1,28 @@
-"""Submitting a job: validate, derive key and id, check the quota, write, index, send.
+"""Submitting a job: validate, derive key and id, then two sequential round trips.
 
 1. Validate the payload against the job type; derive the idempotency key and the jobId.
-2. The in-flight quota: count the principal's live index rows (one query; only at the cap are
-   they checked against their jobs, lazily dropping finished ones, before answering 429).
-3. The lifecycle inserts the Queued entity with its first history row (one transaction), then
-   sends the message while the job is indexed (owner and tenant partitions), concurrently.
+2. Round trip 1: the lifecycle inserts the Queued entity (its first history entry on it) while
+   the in-flight quota counts the principal's live index rows (one indexed query).
+3. Round trip 2: the message is sent while the job is indexed (one transaction in the tenant's
+   index partition: tenant row, owner row, live row). 4 storage calls in all.
+At the cap the inserted entity is deleted again (If-Match) and the caller gets 429: 3 calls.
 Order matters for "no orphans": the entity is written before the message, so a crash leaves a
 Queued job without a message (maintenance re-sends it), never a message without a status.
 
-A duplicate submission (same tenant, type and derived key, so the same jobId) costs one insert
-that conflicts and one read: same payload -> the existing job (replayed); another payload ->
-IDEMPOTENCY_KEY_REUSED. Another principal of the same tenant submitting the same job is added
-to the job's submitters (and its index), so it may read the job it was given.
+The quota counts live rows, which exist from a job's acceptance until its outcome is published
+(a re-drive marks the job live again). It is exact for a caller whose submissions do not
+overlap. Submissions that overlap count each other only once the other's index write has
+landed, so n concurrent submissions by one principal can overshoot the cap by at most n - 1.
+
+A duplicate submission (same tenant, type and derived key, so the same jobId) costs an insert
+that conflicts, a read, and at most one write: same payload -> the existing job (replayed);
+another payload -> IDEMPOTENCY_KEY_REUSED. Another principal of the same tenant submitting the
+same job is added to the job's submitters (and its index), so it may read the job it was given.
+A duplicate is never refused for quota.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -78,44 +84,44 @@ def new_record(runtime: Runtime, principal: Principal, command: SubmitJob, corre
 
 
 async def submit(runtime: Runtime, principal: Principal, command: SubmitJob, correlation_id: uuid.UUID) -> Submission:
-    """Three sequential round trips: the quota query, the insert, then (index rows | message send).
-
-    A duplicate is never refused for quota: at the cap an existing job is replayed. The quota is
-    a guard against runaway callers, not a hard limit: concurrent submissions may pass it together.
-    """
     record = new_record(runtime, principal, command, correlation_id)
-    if not await _within_quota(runtime, principal):
-        if await runtime.store.get(record.job_id) is None:
-            raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {runtime.settings.max_inflight_per_principal} "
-                            "jobs in flight per caller", retry_after=QUOTA_RETRY_AFTER_SECONDS)
-        return await _replay(runtime, principal, record)
-    try:
-        created = await runtime.lifecycle.create(record, Origin.REQUEST,
-                                                 alongside=lambda r: runtime.index.add(r, principal.key))
-    except JobAlreadyExists:
-        return await _replay(runtime, principal, record)
-    return Submission(created, replayed=False)
+    for _ in range(2):  # again only if a refused twin's entity vanished while this replay joined it
+        try:
+            created = await runtime.lifecycle.create(
+                record, Origin.REQUEST, admit=ensure_within_quota(runtime, principal.key, record.job_id),
+                alongside=lambda r: runtime.index.add(r, principal.key))
+        except JobAlreadyExists as exists:
+            replayed = await _replay(runtime, principal, record, exists.existing)
+            if replayed is not None:
+                return replayed
+            continue
+        return Submission(created, replayed=False)
+    raise JobsError(ErrorCode.STORAGE_UNAVAILABLE, "the job changed while submitting; retry")
 
 
-async def _within_quota(runtime: Runtime, principal: Principal) -> bool:
+async def ensure_within_quota(runtime: Runtime, principal_key: str, excluding: uuid.UUID) -> None:
+    """Raise QUOTA_EXCEEDED when the principal has the cap's worth of other jobs in flight."""
     cap = runtime.settings.max_inflight_per_principal
-    live = await runtime.index.live_jobs(principal.key, limit=cap)
-    if len(live) < cap:
-        return True
-    records = await asyncio.gather(*(runtime.store.get(job_id) for job_id in live))
-    finished = [job_id for job_id, r in zip(live, records, strict=True) if r is None or r.is_terminal]
-    await runtime.index.drop_live(principal.key, finished)
-    return len(live) - len(finished) < cap
+    live = await runtime.index.live_jobs(principal_key, limit=cap + 1)
+    if sum(1 for job_id in live if job_id != excluding) >= cap:
+        raise JobsError(ErrorCode.QUOTA_EXCEEDED, f"at most {cap} jobs in flight per caller",
+                        retry_after=QUOTA_RETRY_AFTER_SECONDS)
 
 
-async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord) -> Submission:
+async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord,
+                  existing: JobRecord | None) -> Submission | None:
+    """The existing job, joined by this principal; None when it vanished (a refused twin deleted it)."""
     def join(existing: JobRecord) -> Amendment | None:
         if existing.payload_fingerprint != attempted.payload_fingerprint:
             raise JobsError(ErrorCode.IDEMPOTENCY_KEY_REUSED, f"idempotency key {attempted.idempotency_key!r}")
-        return None if principal.key in existing.submitters else existing.with_submitter(principal.key)
+        if principal.key in existing.submitters and existing.version > 1:
+            return None
+        # A job that never moved may still be in its creator's quota check: writing it (even unchanged)
+        # changes its ETag, so a refused creator keeps it instead of deleting what this caller was given.
+        return existing.joined_by(principal.key)
 
-    commit = await runtime.lifecycle.commit(attempted.job_id, join, Origin.REQUEST, max_rounds=3)
-    if commit.record is None:  # purged in between: extremely rare; ask the caller to retry
-        raise JobsError(ErrorCode.STORAGE_UNAVAILABLE, "the job changed while submitting; retry")
+    commit = await runtime.lifecycle.commit(attempted.job_id, join, Origin.REQUEST, current=existing, max_rounds=3)
+    if commit.record is None:
+        return None
     await runtime.index.add(commit.record, principal.key)  # idempotent: repairs an index a crash left unwritten
     return Submission(commit.record, replayed=True)

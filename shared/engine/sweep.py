@@ -99,5 +99,5 @@ async def _purge_expired(runtime: Runtime, report: SweepReport) -> None:
     async for record in runtime.store.finished_before(cutoff, runtime.settings.maintenance_batch_size):
         if record.is_terminal and not record.outcome_pending:
             await runtime.index.remove(record)  # its list rows first: no dangling ids
-            await runtime.store.delete_job(record.job_id)
-            report.purged += 1
+            if await runtime.store.purge(record):
+                report.purged += 1

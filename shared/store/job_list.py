@@ -1,14 +1,17 @@
 """Index rows that serve listing and the in-flight quota without scanning the jobs table.
 
-They live in the jobs table, in partitions of their own (job partitions are keyed by jobId):
-- ``own|{tid}|{oid}``: one row per job the principal submitted, RowKey ``{inverted ms}_{jobId}``
-  (newest first), and one ``live_{jobId}`` row per job that may still be in flight;
-- ``ten|{tid}``: one row per job of the tenant, same RowKey, for ``Jobs.Admin`` listings.
+They live in the jobs table, in one partition per tenant, ``idx|{tid}`` (job partitions are
+keyed by jobId), so a submission indexes its job in one entity-group transaction:
+- ``j|{inverted ms}_{jobId}``: every job of the tenant, newest first (``Jobs.Admin`` listings);
+- ``o|{tid}|{oid}|{inverted ms}_{jobId}``: the jobs a principal submitted, newest first;
+- ``l|{tid}|{oid}|{jobId}``: a job of that principal that is in flight (the quota counts these).
 
-Index rows hold only what never changes (jobType, subjectId, createdAt); the status comes from
-each job's own entity. Live rows are cleaned lazily: only when a principal reaches the quota are
-its live rows checked against their jobs and the finished ones dropped, so the worker never
-writes here and the per-job round-trip budget is untouched.
+List rows hold only what never changes (jobType, subjectId, createdAt); the status comes from
+each job's own entity. A live row is written with the job's list rows (and again by a re-drive)
+and deleted alongside the job's outcome event, so the quota counts exactly the jobs whose
+outcome has not been published yet. One partition per tenant bounds a tenant's index writes to
+the Table service's partition target (about 2,000 entities per second: roughly 500 jobs per
+second per tenant, each writing four index entities over its life); docs/operations.md.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,16 +33,44 @@ from azure.data.tables.aio import TableClient
 
 from shared.domain.record import JobRecord
 
-LIVE_PREFIX = "live_"
 _INVERT_FROM = 10**13  # ms since 1970 stays below this until the year 2286
 
 
-def owner_partition(principal_key: str) -> str:
-    return f"own|{principal_key}"
+def index_partition(tenant_id: str) -> str:
+    return f"idx|{tenant_id}"
 
 
-def tenant_partition(tenant_id: str) -> str:
-    return f"ten|{tenant_id}"
+@dataclass(frozen=True)
+class ListScope:
+    """One listing: a partition and the RowKey prefix of its rows."""
+
+    partition: str
+    prefix: str
+
+    @property
+    def upper(self) -> str:
+        """The smallest RowKey after every key with this prefix ("|" + 1 is "}")."""
+        return self.prefix[:-1] + chr(ord(self.prefix[-1]) + 1)
+
+    @property
+    def name(self) -> str:
+        return f"{self.partition}/{self.prefix}"
+
+
+def tenant_scope(tenant_id: str) -> ListScope:
+    return ListScope(index_partition(tenant_id), "j|")
+
+
+def owner_scope(principal_key: str) -> ListScope:
+    return ListScope(index_partition(_tenant_of(principal_key)), f"o|{principal_key}|")
+
+
+def live_scope(principal_key: str) -> ListScope:
+    return ListScope(index_partition(_tenant_of(principal_key)), f"l|{principal_key}|")
+
+
+def _tenant_of(principal_key: str) -> str:
+    return principal_key.split("|", 1)[0]
 
 
 def index_row_key(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -58,28 +88,28 @@ class IndexPage:
     continuation: str | None
 
 
-def _scope(partition: str) -> str:
-    return hashlib.sha256(partition.encode()).hexdigest()[:16]
+def _scope(scope: ListScope) -> str:
+    return hashlib.sha256(scope.name.encode()).hexdigest()[:16]
 
 
-def encode_token(token: dict[str, Any] | None, partition: str) -> str | None:
-    """The service's continuation markers, bound to the partition they continue."""
+def encode_token(token: dict[str, Any] | None, scope: ListScope) -> str | None:
+    """The service's continuation markers, bound to the listing they continue."""
     if not token:
         return None
-    raw = {"s": _scope(partition), "pk": token.get("PartitionKey"), "rk": token.get("RowKey")}
+    raw = {"s": _scope(scope), "pk": token.get("PartitionKey"), "rk": token.get("RowKey")}
     return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str | None, partition: str) -> dict[str, Any] | None:
+def decode_token(token: str | None, scope: ListScope) -> dict[str, Any] | None:
     """Opaque to callers; refused unless it continues the caller's own listing."""
     if not token:
         return None
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        scope, pk, rk = raw["s"], raw["pk"], raw["rk"]
+        raw_scope, pk, rk = raw["s"], raw["pk"], raw["rk"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidContinuation("continuationToken is not valid") from exc
-    if scope != _scope(partition) or not isinstance(pk, str) or not isinstance(rk, str):
+    if raw_scope != _scope(scope) or not isinstance(pk, str) or not isinstance(rk, str):
         raise InvalidContinuation("continuationToken is not valid")
     return {"PartitionKey": pk, "RowKey": rk}
 
@@ -89,51 +119,52 @@ class JobIndex:
         self.table = table
 
     async def add(self, record: JobRecord, principal_key: str) -> None:
-        """Index a job for its submitter and its tenant, and mark it live for the quota."""
+        """Index a job for its tenant and its submitter and mark it live: one transaction, all upserts
+        (a repeat, e.g. a replay repairing what a crash left unwritten, changes nothing)."""
         row_key = index_row_key(record.created_at, record.job_id)
-        row = {"RowKey": row_key, "jobId": str(record.job_id), "jobType": record.job_type,
-               "subjectId": str(record.subject_id), "createdAt": record.created_at}
-        owner = owner_partition(principal_key)
-        live = {"PartitionKey": owner, "RowKey": f"{LIVE_PREFIX}{record.job_id}"}
-        owner_rows: list[Any] = [
-            ("upsert", {**row, "PartitionKey": owner}, {"mode": UpdateMode.REPLACE}),
-            ("upsert", live, {"mode": UpdateMode.REPLACE}),
+        row = {"jobId": str(record.job_id), "jobType": record.job_type, "subjectId": str(record.subject_id),
+               "createdAt": record.created_at}
+        tenant, owner, live = tenant_scope(str(record.tenant_id)), owner_scope(principal_key), live_scope(principal_key)
+        if owner.partition != tenant.partition:
+            raise ValueError(f"principal {principal_key} is not of the job's tenant {record.tenant_id}")
+        rows: list[Any] = [
+            ("upsert", {**row, "PartitionKey": tenant.partition, "RowKey": tenant.prefix + row_key}, _REPLACE),
+            ("upsert", {**row, "PartitionKey": owner.partition, "RowKey": owner.prefix + row_key}, _REPLACE),
+            ("upsert", {"PartitionKey": live.partition, "RowKey": f"{live.prefix}{record.job_id}"}, _REPLACE),
         ]
-        await asyncio.gather(
-            self.table.submit_transaction(owner_rows),
-            self.table.upsert_entity({**row, "PartitionKey": tenant_partition(str(record.tenant_id))}),
-        )
+        await self.table.submit_transaction(rows)
 
     async def mark_live(self, job_id: uuid.UUID, principal_key: str) -> None:
-        await self.table.upsert_entity({"PartitionKey": owner_partition(principal_key),
-                                        "RowKey": f"{LIVE_PREFIX}{job_id}"})
+        """The job is in flight again (a re-drive): it counts against the principal's quota."""
+        live = live_scope(principal_key)
+        await self.table.upsert_entity({"PartitionKey": live.partition, "RowKey": f"{live.prefix}{job_id}"})
+
+    async def finished(self, record: JobRecord) -> None:
+        """The job's outcome is out: it no longer counts against its submitters' quotas."""
+        await asyncio.gather(*(self._delete(live_scope(key).partition, f"{live_scope(key).prefix}{record.job_id}")
+                               for key in record.submitters))
 
     async def live_jobs(self, principal_key: str, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` of the principal's jobs in flight (one indexed range query)."""
+        live = live_scope(principal_key)
         rows = self.table.query_entities(
             "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-            parameters={"pk": owner_partition(principal_key), "lo": LIVE_PREFIX, "hi": "live`"},
+            parameters={"pk": live.partition, "lo": live.prefix, "hi": live.upper},
             select=["RowKey"], results_per_page=min(limit, 1000),
         )
         found: list[uuid.UUID] = []
         async for row in rows:
-            found.append(uuid.UUID(str(row["RowKey"])[len(LIVE_PREFIX):]))
+            found.append(uuid.UUID(str(row["RowKey"])[len(live.prefix):]))
             if len(found) >= limit:
                 break
         return found
 
-    async def drop_live(self, principal_key: str, job_ids: Sequence[uuid.UUID]) -> None:
-        pk = owner_partition(principal_key)
-        for start in range(0, len(job_ids), 100):
-            batch: list[Any] = [("delete", {"PartitionKey": pk, "RowKey": f"{LIVE_PREFIX}{j}"})
-                                for j in job_ids[start:start + 100]]
-            await self.table.submit_transaction(batch)
-
     async def page(
-        self, partition: str, filters: dict[str, str], size: int, token: dict[str, Any] | None
+        self, scope: ListScope, filters: dict[str, str], size: int, token: dict[str, Any] | None
     ) -> IndexPage:
-        """One page of index rows, newest first; ``filters`` are equality filters on row properties."""
-        clauses = ["PartitionKey eq @pk", "RowKey lt @live"]
-        parameters: dict[str, Any] = {"pk": partition, "live": LIVE_PREFIX}
+        """One page of a listing's rows, newest first; ``filters`` are equality filters on row properties."""
+        clauses = ["PartitionKey eq @pk", "RowKey ge @lo", "RowKey lt @hi"]
+        parameters: dict[str, Any] = {"pk": scope.partition, "lo": scope.prefix, "hi": scope.upper}
         for name, value in filters.items():
             clauses.append(f"{name} eq @{name}")
             parameters[name] = value
@@ -147,15 +178,20 @@ class JobIndex:
             job_ids = [uuid.UUID(str(row["jobId"])) async for row in page]
         except StopAsyncIteration:
             return IndexPage([], None)
-        return IndexPage(job_ids, encode_token(pages.continuation_token, partition))
+        return IndexPage(job_ids, encode_token(pages.continuation_token, scope))
 
     async def remove(self, record: JobRecord) -> None:
         """Drop the job's index rows (retention purge); rows already gone are fine."""
         row_key = index_row_key(record.created_at, record.job_id)
-        targets = [(tenant_partition(str(record.tenant_id)), row_key)]
+        tenant = tenant_scope(str(record.tenant_id))
+        targets = [tenant.prefix + row_key]
         for principal in record.submitters:
-            targets += [(owner_partition(principal), row_key),
-                        (owner_partition(principal), f"{LIVE_PREFIX}{record.job_id}")]
-        for pk, rk in targets:
-            with contextlib.suppress(ResourceNotFoundError):
-                await self.table.delete_entity(pk, rk)
+            targets += [owner_scope(principal).prefix + row_key, f"{live_scope(principal).prefix}{record.job_id}"]
+        await asyncio.gather(*(self._delete(tenant.partition, rk) for rk in targets))
+
+    async def _delete(self, partition: str, row_key: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            await self.table.delete_entity(partition, row_key)
+
+
+_REPLACE = {"mode": UpdateMode.REPLACE}

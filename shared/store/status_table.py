@@ -1,9 +1,9 @@
 """Table persistence for job status: a few small primitives, no job logic.
 
 Layout (one partition per job, PartitionKey = jobId):
-- RowKey ``job``: the status entity (the JobRecord);
-- RowKey ``h00000001``...: one history row per transition, written in the same entity-group
-  transaction as the ETag-conditional replace of the status entity;
+- RowKey ``job``: the status entity (the JobRecord), its bounded history in one compact
+  property, so a transition is one ETag-conditional single-entity write, a status read with
+  history is one point read, and a purge is one delete;
 - RowKey ``once-<sha256>``: markers of ``ctx.once()`` steps, with their small results.
 
 The store writes what it is given, guarded by the ETag of the record it was read as, and
@@ -19,19 +19,18 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.domain.contract import JobStatus, utc_now
 from shared.domain.record import Change, HistoryEntry, JobRecord, Transition
 
 STATUS_ROW = "job"
-HISTORY_PREFIX = "h"
 MARKER_PREFIX = "once-"
 
 # JobRecord field -> entity property. Names are camelCase, as on the wire.
@@ -40,8 +39,8 @@ _DATETIMES = ("created_at", "updated_at", "visible_at", "lease_expires_at", "sta
 _JSON = ("payload", "result")
 _UUIDS = ("job_id", "tenant_id", "subject_id", "correlation_id")
 
-# One operation of an entity-group transaction: (kind, entity) or (kind, entity, options).
-_Operation = tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]
+# One operation of an entity-group transaction: (kind, entity).
+_Operation = tuple[str, Mapping[str, Any]]
 
 
 def _camel(name: str) -> str:
@@ -50,7 +49,11 @@ def _camel(name: str) -> str:
 
 
 class JobAlreadyExists(Exception):
-    """The job's status entity exists already (a duplicate submission)."""
+    """The job's status entity exists already (a duplicate submission); ``existing`` is it, when read."""
+
+    def __init__(self, job_id: str, existing: JobRecord | None = None):
+        super().__init__(job_id)
+        self.existing = existing
 
 
 class ConcurrencyConflict(Exception):
@@ -63,11 +66,8 @@ def _to_property(name: str, value: Any) -> Any:
         return str(value)
     if name in _JSON:
         return json.dumps(value, separators=(",", ":"))
-    if name == "submitters":
-        return json.dumps(list(value))
-    if name == "status":
-        return value.value
-    return value
+    encode = _ENCODERS.get(name)
+    return encode(value) if encode else value
 
 
 def _from_property(name: str, value: Any) -> Any:
@@ -76,13 +76,10 @@ def _from_property(name: str, value: Any) -> Any:
         return uuid.UUID(value)
     if name in _JSON:
         return json.loads(value)
-    if name == "submitters":
-        return tuple(json.loads(value))
-    if name == "status":
-        return JobStatus(value)
     if name in _DATETIMES:
         return datetime.fromisoformat(value.isoformat())  # plain datetime, tz-aware UTC
-    return value
+    decode = _DECODERS.get(name)
+    return decode(value) if decode else value
 
 
 def record_to_entity(record: JobRecord) -> dict[str, Any]:
@@ -112,34 +109,38 @@ def _read_etag(entity: TableEntity) -> str:
     return etag
 
 
-def history_to_entity(job_id: uuid.UUID, entry: HistoryEntry) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": str(job_id), "RowKey": f"{HISTORY_PREFIX}{entry.version:08d}",
-        "target": entry.target.value, "attempt": entry.attempt, "at": entry.at, "reason": entry.reason,
-    }
-    if entry.source is not None:
-        entity["source"] = entry.source.value
-    if entry.message:
-        entity["message"] = entry.message
-    return entity
+def history_to_property(history: tuple[HistoryEntry, ...]) -> str:
+    """The history as one compact JSON string: [version, source, target, attempt, at, reason(, message)]."""
+    rows = []
+    for e in history:
+        row: list[Any] = [e.version, e.source.value if e.source else None, e.target.value, e.attempt,
+                          e.at.astimezone(UTC).isoformat(), e.reason]
+        if e.message:
+            row.append(e.message)
+        rows.append(row)
+    return json.dumps(rows, separators=(",", ":"))
 
 
-def entity_to_history(row: Mapping[str, Any]) -> HistoryEntry:
-    source = row.get("source")
-    return HistoryEntry(
-        version=int(str(row["RowKey"])[len(HISTORY_PREFIX):]), source=JobStatus(source) if source else None,
-        target=JobStatus(row["target"]), attempt=int(row.get("attempt", 0)),
-        at=datetime.fromisoformat(row["at"].isoformat()), reason=str(row.get("reason", "")),
-        message=row.get("message") or None,
-    )
+def history_from_property(value: str) -> tuple[HistoryEntry, ...]:
+    entries = []
+    for version, source, target, attempt, at, reason, *message in json.loads(value):
+        entries.append(HistoryEntry(
+            version=int(version), source=JobStatus(source) if source else None, target=JobStatus(target),
+            attempt=int(attempt), at=datetime.fromisoformat(at), reason=str(reason),
+            message=str(message[0]) if message else None))
+    return tuple(entries)
 
 
-def _conflict(exc: TableTransactionError) -> bool:
-    return exc.status_code == 412
-
-
-def _exists(exc: TableTransactionError) -> bool:
-    return exc.status_code == 409
+_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "submitters": lambda value: json.dumps(list(value)),
+    "status": lambda value: value.value,
+    "history": history_to_property,
+}
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "submitters": lambda value: tuple(json.loads(value)),
+    "status": JobStatus,
+    "history": history_from_property,
+}
 
 
 class StatusStore:
@@ -150,17 +151,13 @@ class StatusStore:
         self.clock = clock
 
     async def insert(self, created: Transition) -> JobRecord:
-        """Insert a new job's entity with its first history row, atomically. Raises JobAlreadyExists."""
+        """Insert a new job's entity (its first history entry on it). Raises JobAlreadyExists."""
         record = created.after
         try:
-            parts = await self.table.submit_transaction(
-                [("create", record_to_entity(record)), ("create", history_to_entity(record.job_id, created.entry))]
-            )
-        except TableTransactionError as exc:
-            if _exists(exc):
-                raise JobAlreadyExists(str(record.job_id)) from exc
-            raise
-        return replace(record, etag=parts[0]["etag"])
+            metadata = await self.table.create_entity(record_to_entity(record))
+        except ResourceExistsError as exc:
+            raise JobAlreadyExists(str(record.job_id)) from exc
+        return replace(record, etag=metadata["etag"])
 
     async def get(self, job_id: uuid.UUID) -> JobRecord | None:
         try:
@@ -170,38 +167,26 @@ class StatusStore:
         return entity_to_record(entity, _read_etag(entity))
 
     async def write(self, change: Change) -> JobRecord:
-        """Replace the entity If-Match the ETag it was read with; a transition adds its history row in the
-        same entity-group transaction. Raises ConcurrencyConflict when the entity changed since."""
+        """Replace the entity If-Match the ETag it was read with (a transition carries its history entry on
+        the record). Raises ConcurrencyConflict when the entity changed or went away since it was read."""
         if change.before is None:
             raise ValueError("a new job is inserted, not written")
-        etag = change.before.etag
-        if not isinstance(change, Transition):
-            try:
-                metadata = await self.table.update_entity(
-                    record_to_entity(change.after), mode=UpdateMode.REPLACE, etag=etag,
-                    match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError as exc:
-                raise ConcurrencyConflict(str(change.after.job_id)) from exc
-            return replace(change.after, etag=metadata["etag"])
-        operations: list[_Operation] = [
-            ("update", record_to_entity(change.after),
-             {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}),
-            ("create", history_to_entity(change.after.job_id, change.entry)),
-        ]
         try:
-            parts = await self.table.submit_transaction(operations)
-        except TableTransactionError as exc:
-            if _conflict(exc) or _exists(exc):
-                raise ConcurrencyConflict(str(change.after.job_id)) from exc
-            raise
-        return replace(change.after, etag=parts[0]["etag"])
+            metadata = await self.table.update_entity(
+                record_to_entity(change.after), mode=UpdateMode.REPLACE, etag=change.before.etag,
+                match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrencyConflict(str(change.after.job_id)) from exc
+        return replace(change.after, etag=metadata["etag"])
 
-    async def history(self, job_id: uuid.UUID) -> list[HistoryEntry]:
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-            parameters={"pk": str(job_id), "lo": HISTORY_PREFIX, "hi": chr(ord(HISTORY_PREFIX) + 1)},
-        )
-        return [entity_to_history(row) async for row in rows]
+    async def delete(self, record: JobRecord) -> bool:
+        """Delete the job's entity If-Match the ETag it was read with: False when it changed or is gone."""
+        try:
+            await self.table.delete_entity(str(record.job_id), STATUS_ROW, etag=record.etag,
+                                           match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     async def get_marker(self, job_id: uuid.UUID, step_key: str) -> str | None:
         """The recorded result (JSON) of a ``once()`` step, or None if it never finished."""
@@ -252,18 +237,24 @@ class StatusStore:
             if count >= limit:
                 break
 
-    async def delete_job(self, job_id: uuid.UUID) -> int:
-        """Delete every row of the job's partition (status, history, markers)."""
+    async def purge(self, record: JobRecord) -> bool:
+        """Retention: the job's once-markers (one keys-only query of its partition, one batch when there
+        are any), then its entity, If-Match the ETag it was read with. False: it changed since (kept)."""
         rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": str(job_id)}, select=["PartitionKey", "RowKey"]
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi", select=["PartitionKey", "RowKey"],
+            parameters={"pk": str(record.job_id), "lo": MARKER_PREFIX, "hi": _after_prefix(MARKER_PREFIX)},
         )
-        keys = [(row["PartitionKey"], row["RowKey"]) async for row in rows]
+        keys = [str(row["RowKey"]) async for row in rows]
         for start in range(0, len(keys), 100):
-            batch: list[_Operation] = [
-                ("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in keys[start:start + 100]
-            ]
+            batch: list[_Operation] = [("delete", {"PartitionKey": str(record.job_id), "RowKey": rk})
+                                       for rk in keys[start:start + 100]]
             await self.table.submit_transaction(batch)
-        return len(keys)
+        return await self.delete(record)
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest key after every key that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _marker_key(step_key: str) -> str:

@@ -101,7 +101,8 @@ def test_amendments_keep_the_status_and_write_no_history() -> None:
     assert renewed.status is R and renewed.version == running.version
     assert (renewed.progress_percent, len(renewed.progress_message or "")) == (100, 200)  # clamped, cut
     assert running.with_cancel_requested(NOW).after.cancel_requested
-    assert running.with_submitter("t|o").after.submitters == ("t|o",)
+    assert running.joined_by("t|o").after.submitters == ("t|o",)
+    assert running.joined_by("t|o").after.joined_by("t|o").after.submitters == ("t|o",)  # once
     published = record(C, outcome_pending=True, run=2).outcome_published(2, C)
     assert published is not None and not published.after.outcome_pending
     assert record(C, outcome_pending=True, run=3).outcome_published(2, C) is None  # a later run's mark stays

@@ -22,6 +22,7 @@ from tests.support import (
     RequestLog,
     SimulatedCrash,
     deliver_once,
+    history_of,
     make_runtime,
     make_settings,
     queued_jobs,
@@ -81,16 +82,16 @@ async def test_crash_after_send_before_the_response_is_replayed_to_the_retrying_
 @pytest.mark.parametrize("step", ["claim", "handler", "complete", "outcome"])
 async def test_crash_between_processing_steps_is_repaired(fast: Runtime, request_log: RequestLog, step: str) -> None:
     table = f"/{fast.settings.jobs_table}"
-    batch = "/$batch"
     outcome = f"/{fast.settings.outcomes_queue}/messages"
     sub = await submit_job(fast, "probe", {"tag": f"step-{step}", "sleep": 0.15 if step == "handler" else 0})
     job = str(sub.record.job_id)
-    if step == "claim":  # crash as the claim transaction goes out: nothing was written
-        request_log.crash_on("POST", batch)
+    status_write = f"(PartitionKey='{job}',RowKey='job')"  # a transition: one If-Match replace (PUT)
+    if step == "claim":  # crash as the claim write goes out: nothing was written
+        request_log.crash_on("PUT", status_write)
     elif step == "handler":  # claimed, then the process dies before the handler's effect
         request_log.crash_on("GET", table, after=1)  # the first GET is the read; the 2nd is the cancel check
     elif step == "complete":  # the handler's effect happened; the Completed write never did
-        request_log.crash_on("POST", batch, after=1)
+        request_log.crash_on("PUT", status_write, after=1)
     else:  # Completed was written; the outcome send never happened
         request_log.crash_on("POST", outcome)
     delivered = await deliver_once(fast, visibility=2)
@@ -136,7 +137,7 @@ async def test_expired_lease_is_taken_over_by_maintenance(fast: Runtime, request
     assert report.taken_over == 1
     record = await run_until_settled(fast, sub.record.job_id)
     assert record.status is JobStatus.COMPLETED and record.attempt == 2
-    assert "LEASE_EXPIRED" in [h.reason for h in await fast.store.history(sub.record.job_id)]
+    assert "LEASE_EXPIRED" in [h.reason for h in await history_of(fast, sub.record.job_id)]
 
 
 async def test_expired_lease_on_the_last_attempt_is_poisoned_with_its_event(

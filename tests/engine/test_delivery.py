@@ -14,7 +14,7 @@ from shared.engine.poison import handle_poison_message
 from shared.engine.runtime import Runtime
 from shared.engine.worker import handle_job_message
 from tests.engine.helpers import events_for, submit_job, upload
-from tests.support import EFFECTS, RequestLog, make_runtime, make_settings, run_until_settled
+from tests.support import EFFECTS, RequestLog, history_of, make_runtime, make_settings, run_until_settled
 
 
 async def _first_message(runtime: Runtime) -> str:
@@ -44,7 +44,7 @@ async def test_concurrent_delivery_of_one_message_runs_the_side_effect_once(runt
     record = await runtime.store.get(sub.record.job_id)
     assert record is not None and record.status is JobStatus.COMPLETED
     assert EFFECTS[str(sub.record.job_id)] == 1
-    history = await runtime.store.history(sub.record.job_id)
+    history = await history_of(runtime, sub.record.job_id)
     assert [h.target for h in history] == ["Queued", "Running", "Completed"]
 
 
@@ -60,7 +60,7 @@ async def test_two_workers_race_for_one_job_one_claims_one_backs_off(azurite: Az
             record = await worker_a.store.get(sub.record.job_id)
             assert record is not None and record.status is JobStatus.COMPLETED and record.attempt == 1
             assert EFFECTS[str(sub.record.job_id)] == 1
-            claims = [h for h in await worker_a.store.history(sub.record.job_id) if h.target == "Running"]
+            claims = [h for h in await history_of(worker_a, sub.record.job_id) if h.target == "Running"]
             assert len(claims) == 1
     finally:
         await worker_a.close()
@@ -77,7 +77,7 @@ async def test_transient_failures_retry_with_growing_delay_then_poison_with_outc
     record = await run_until_settled(runtime, sub.record.job_id, timeout=40)
     assert record.status is JobStatus.POISONED
     assert record.outcome_code == "MAX_ATTEMPTS_EXCEEDED" and record.attempt == record.max_attempts == 3
-    delays = _retry_delays(await runtime.store.history(sub.record.job_id))
+    delays = _retry_delays(await history_of(runtime, sub.record.job_id))
     assert len(delays) == 2  # attempts 1 and 2 were retried; attempt 3 was the last
     base = runtime.settings.retry_base_seconds
     for n, delay in enumerate(delays, start=1):
@@ -112,12 +112,12 @@ async def test_missing_subject_fails_with_subject_not_found(runtime: Runtime) ->
 async def test_message_whose_entity_is_missing_recreates_it_and_runs(runtime: Runtime) -> None:
     sub = await submit_job(runtime, "probe", {"tag": "orphan"})
     body = await _first_message(runtime)
-    await runtime.store.delete_job(sub.record.job_id)
+    assert await runtime.store.purge(sub.record)
     assert await runtime.store.get(sub.record.job_id) is None
     await handle_job_message(runtime, body, 1)
     record = await runtime.store.get(sub.record.job_id)
     assert record is not None and record.status is JobStatus.COMPLETED
-    history = await runtime.store.history(sub.record.job_id)
+    history = await history_of(runtime, sub.record.job_id)
     assert history[0].reason == "RecreatedFromMessage"
     assert [e["outcome"] for e in await events_for(runtime, sub.record.job_id)] == ["Completed"]
 

@@ -19,7 +19,8 @@ async def test_a_handler_is_stopped_when_its_lease_is_lost(azurite: Azurite, req
     try:
         sub = await submit_job(runtime, "probe", {"tag": "overlap", "sleep": 3})
         body = await take_message(runtime)
-        request_log.fail_on("PUT", f"/{runtime.settings.jobs_table}(", times=1000)  # every renewal fails
+        status_writes = f"/{runtime.settings.jobs_table}("
+        request_log.fail_on("PUT", status_writes, times=1000, after=1)  # the claim lands; every renewal fails
         first = asyncio.create_task(handle_job_message(runtime, body, 1))
         await asyncio.sleep(1.5)
         request_log.faults.clear()

@@ -73,7 +73,7 @@ async def test_a_poison_message_that_loses_its_race_still_publishes_the_pending_
     assert record is not None
     await force(runtime, record, status=JobStatus.RUNNING, attempt=1)
     with sync_status_table(runtime) as other:
-        request_log.interleave_on("POST", "/$batch", lambda: other.update_entity(
+        request_log.interleave_on("PUT", f"(PartitionKey='{job}'", lambda: other.update_entity(
             {"PartitionKey": job, "RowKey": "job", "status": "Poisoned", "outcomePending": True,
              "terminalAt": runtime.clock(), "outcomeCode": "MAX_ATTEMPTS_EXCEEDED"}, mode=UpdateMode.MERGE))
         await handle_poison_message(runtime, body)
@@ -90,7 +90,7 @@ async def test_a_redrive_that_rereads_publishes_the_finished_runs_outcome_once(
     assert len(await events_for(runtime, sub.record.job_id)) == 1  # the worker's Failed event
     job = str(sub.record.job_id)
     with sync_status_table(runtime) as other:  # another writer touches the job just before the re-drive's write
-        request_log.interleave_on("POST", "/$batch", lambda: other.update_entity(
+        request_log.interleave_on("PUT", f"(PartitionKey='{job}'", lambda: other.update_entity(
             {"PartitionKey": job, "RowKey": "job", "progressMessage": "touched"}, mode=UpdateMode.MERGE))
         queued = await redrive(runtime, failed, ALICE)
     assert queued.run == 2 and queued.status is JobStatus.QUEUED
