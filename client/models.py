@@ -106,6 +106,7 @@ class JobStatus(ApiModel):
     outcome: Outcome | None = None
     result: dict[str, Any] | None = None
     history: list[HistoryEntry] | None = None
+    history_omitted: int | None = None  # entries the server dropped at its history bound (after the first)
     retry_after: float | None = None  # from the Retry-After header, present while not terminal
 
     @property

@@ -75,7 +75,10 @@ def status_details(status: JobStatus) -> list[str]:
     lines = [f"{name:<12}{value}" for name, value in rows if value not in (None, "")]
     if status.history is not None:
         lines.append("history")
-        lines.extend(f"  {history_line(entry)}" for entry in status.history)
+        lines.extend(f"  {history_line(entry)}" for entry in status.history[:1])
+        if status.history_omitted:
+            lines.append(f"  ... {status.history_omitted} older entries omitted by the server's history bound")
+        lines.extend(f"  {history_line(entry)}" for entry in status.history[1:])
     return lines
 
 

@@ -10,10 +10,13 @@ the handler's own work."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from shared.domain.record import HISTORY_LIMIT
 from shared.engine.runtime import Runtime
 from shared.engine.worker import handle_job_message
 from tests.engine.helpers import submit_job
-from tests.support import RequestLog, force
+from tests.support import Api, RequestLog, force
 
 SUBMIT_CALLS = 4
 PROCESS_BUDGET = 4  # a retry or poison hand-over
@@ -69,3 +72,31 @@ async def test_a_retried_or_poisoned_attempt_stays_within_budget(runtime: Runtim
     await runtime.queues.jobs.send_message(last.next_contract().to_json())
     used = await _process(runtime, request_log)  # last attempt: read, claim, -> Poisoned, poison send
     assert len(used) <= PROCESS_BUDGET, used
+
+
+async def test_a_status_read_with_its_history_is_one_point_read(api: Api, request_log: RequestLog) -> None:
+    sub = await submit_job(api.runtime, "probe", {"tag": "history-read"})
+    await _process(api.runtime, request_log)
+    mark = request_log.mark()
+    res = await api.call("GET", f"/api/jobs/{sub.record.job_id}/status?history=true")
+    used = request_log.since(mark)
+    assert res.status == 200 and [h["to"] for h in res.body["history"]] == ["Queued", "Running", "Completed"]
+    assert res.body["historyOmitted"] == 0
+    assert [m for m, _ in used] == ["GET"], used  # the status entity carries its history
+
+
+async def test_a_long_history_stays_within_the_entity_and_survives_a_round_trip(runtime: Runtime) -> None:
+    """The bound holds on a real entity: HISTORY_LIMIT entries with the longest messages fit."""
+    sub = await submit_job(runtime, "probe", {"tag": "long-history"})
+    current = sub.record
+    for n in range(HISTORY_LIMIT):
+        now = runtime.clock()
+        claimed = await runtime.store.write(current.claimed("me", now, now))
+        failing = replace(claimed, max_attempts=10_000, last_error_code="X")
+        step = failing.failed("SUBJECT_INVALID", "é" * 2000, now) if n == HISTORY_LIMIT - 1 else \
+            failing.queued_for_retry(0.0, "ø" * 2000, now)
+        current = await runtime.store.write(replace(step, before=claimed))
+    stored = await runtime.store.get(sub.record.job_id)
+    assert stored is not None and stored == current
+    assert len(stored.history) == HISTORY_LIMIT and stored.history[0].reason == "Submitted"
+    assert stored.history_dropped == 1 + 2 * HISTORY_LIMIT - HISTORY_LIMIT

@@ -334,3 +334,13 @@ def test_the_live_line_gives_the_cursor_back_when_the_wait_is_interrupted() -> N
         progress.update(JobStatus.from_json(status_body("Running")))
         raise KeyboardInterrupt
     assert stream.getvalue().endswith("Running\n" + SHOW_CURSOR)
+
+
+def test_status_history_says_where_the_server_dropped_entries(fake_api: FakeApi) -> None:
+    entry = {"from": "Running", "to": "Queued", "attempt": 1, "at": "2025-01-02T03:04:05Z", "reason": "TRANSIENT_ERROR"}
+    fake_api.add("GET", STATUS, 200, status_body(
+        "Queued", history=[{**entry, "version": 1, "from": None, "reason": "Submitted"}, {**entry, "version": 90}],
+        historyOmitted=88))
+    lines = run(fake_api, "status", JOB_ID, "--history").out.splitlines()
+    where = next(i for i, line in enumerate(lines) if "88 older entries omitted" in line)
+    assert "Submitted" in lines[where - 1] and lines[where + 1].lstrip().startswith("v90")

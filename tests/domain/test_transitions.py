@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from shared.domain.contract import JobStatus
 from shared.domain.errors import ErrorCode
 from shared.domain.record import (
     ALLOWED_TRANSITIONS,
+    HISTORY_LIMIT,
+    HISTORY_MESSAGE_LIMIT,
     RESULT_SUMMARY_LIMIT,
     TRANSITIONS,
     IllegalTransition,
@@ -107,3 +110,32 @@ def test_amendments_keep_the_status_and_write_no_history() -> None:
     assert published is not None and not published.after.outcome_pending
     assert record(C, outcome_pending=True, run=3).outcome_published(2, C) is None  # a later run's mark stays
     assert record(C, outcome_pending=False).outcome_published(1, C) is None
+
+
+def test_the_history_travels_on_the_record_one_entry_per_transition() -> None:
+    created = record(Q).created()
+    claimed = created.after.claimed("me", NOW + timedelta(minutes=1), NOW)
+    done = claimed.after.completed({}, NOW)
+    assert [e.reason for e in done.after.history] == ["Submitted", "Claimed", "Completed"]
+    assert done.after.history[-1] == done.entry and done.after.history_dropped == 0
+    assert done.after.with_cancel_requested(NOW).after.history == done.after.history  # amendments add none
+
+
+def test_the_history_is_bounded_keeping_the_first_entry_and_the_newest() -> None:
+    current = record(Q).created().after
+    for n in range(HISTORY_LIMIT + 7):  # each round: Queued -> Running -> Queued (a retry)
+        current = current.claimed("me", NOW + timedelta(minutes=1), NOW + timedelta(seconds=n)).after
+        current = replace(current, max_attempts=10_000)
+        current = current.queued_for_retry(1.0, "Boom", NOW + timedelta(seconds=n)).after
+    total = 1 + 2 * (HISTORY_LIMIT + 7)
+    assert len(current.history) == HISTORY_LIMIT
+    assert current.history[0].reason == "Submitted"  # how the job began stays
+    assert current.history_dropped == total - HISTORY_LIMIT
+    versions = [e.version for e in current.history[1:]]
+    assert versions == list(range(current.version - HISTORY_LIMIT + 2, current.version + 1))  # the newest, in order
+
+
+def test_history_messages_are_clipped_to_keep_the_entity_small() -> None:
+    failed = record(R).failed("SUBJECT_INVALID", "x" * 2000, NOW)
+    assert failed.entry.message is not None and len(failed.entry.message) == HISTORY_MESSAGE_LIMIT
+    assert failed.after.outcome_message is not None and len(failed.after.outcome_message) > HISTORY_MESSAGE_LIMIT
