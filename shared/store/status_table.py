@@ -238,11 +238,12 @@ class StatusStore:
                 break
 
     async def purge(self, record: JobRecord) -> bool:
-        """Retention: the job's once-markers (one keys-only query of its partition, one batch when there
-        are any), then its entity, If-Match the ETag it was read with. False: it changed since (kept)."""
+        """Retention: the job's other rows (its once-markers, and history rows of the layout before one
+        entity per job) found by one keys-only query of its partition and deleted in batches, then its
+        entity, If-Match the ETag it was read with. False: it changed since (it is kept)."""
         rows = self.table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi", select=["PartitionKey", "RowKey"],
-            parameters={"pk": str(record.job_id), "lo": MARKER_PREFIX, "hi": _after_prefix(MARKER_PREFIX)},
+            "PartitionKey eq @pk and RowKey ne @status", select=["PartitionKey", "RowKey"],
+            parameters={"pk": str(record.job_id), "status": STATUS_ROW},
         )
         keys = [str(row["RowKey"]) async for row in rows]
         for start in range(0, len(keys), 100):
@@ -250,11 +251,6 @@ class StatusStore:
                                        for rk in keys[start:start + 100]]
             await self.table.submit_transaction(batch)
         return await self.delete(record)
-
-
-def _after_prefix(prefix: str) -> str:
-    """The smallest key after every key that starts with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _marker_key(step_key: str) -> str:
