@@ -171,3 +171,16 @@ async def test_a_redrive_counts_against_the_quota(azurite: Azurite, request_log:
         assert again.run == 2 and await runtime.index.live_jobs(ALICE.key, 10) == [again.job_id]
     finally:
         await runtime.close()
+
+
+async def test_purge_takes_the_partition_and_keeps_a_job_that_changed(runtime: Runtime) -> None:
+    sub = await submit_job(runtime, "probe", {"tag": "purge-rows"})
+    job = str(sub.record.job_id)
+    await runtime.store.put_marker(sub.record.job_id, "step-1", "1")
+    await runtime.store.table.create_entity({"PartitionKey": job, "RowKey": "h00000001", "target": "Queued"})
+    changed = await force(runtime, sub.record, progress_message="moved")
+    assert not await runtime.store.purge(sub.record)  # read before it changed: kept
+    assert await runtime.store.get(sub.record.job_id) is not None
+    assert await runtime.store.purge(changed)
+    left = [e async for e in runtime.store.table.query_entities("PartitionKey eq @pk", parameters={"pk": job})]
+    assert left == []
