@@ -14,6 +14,7 @@ engine's lifecycle (shared/engine/lifecycle.py); so is every decision about what
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import uuid
@@ -43,6 +44,7 @@ _UUIDS = ("job_id", "tenant_id", "subject_id", "correlation_id")
 _Operation = tuple[str, Mapping[str, Any]]
 
 
+@functools.cache  # a handful of field names, converted on every read and write
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
