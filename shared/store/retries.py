@@ -17,16 +17,18 @@ The SDKs' own defaults are far longer: azure-data-tables retries 10 times with u
 pauses and 300 s per try; the queue and blob SDKs retry 3 times after 15-45 s pauses with 20 s
 connect and 60 s read timeouts per try.
 
-What is retried, for all three SDKs: connection errors (refused, reset, a pooled keep-alive
-connection the server already closed), timeouts, 408, 500, 502, 503 and 504. The queue and blob
-SDKs retry any method after any of these. The tables SDK (azure-core's rule) retries a POST or
-PATCH only on a 500/503/504 answer, so a stale pooled connection under an entity-group
+What is retried: connection errors (refused, reset, a pooled keep-alive connection the server
+already closed), timeouts, and the answers 408, 500, 502, 503, 504 (tables also 429). The queue
+and blob SDKs retry any method after any of these. The tables SDK (azure-core's rule) retries a
+POST or PATCH only on a 500/503/504 answer, so a stale pooled connection under an entity-group
 transaction (POST ``$batch``) or a merge (PATCH) surfaced as an error; ``_TablesRetry`` also
 retries those methods after a connection error (``ServiceRequestError``), and still not after a
-timeout, when the request may have been applied. Even a connection error can hide an applied
-request (the server may close the connection after writing); the app is built for that: a
-repeated insert conflicts and is read back as the same job, a repeated If-Match write gets 412
-and is re-decided, a repeated queue message is a duplicate delivery the worker acknowledges.
+timeout, when the request may well have been applied. Even a connection error can hide an applied
+request (the server may close the connection after writing); the app already meets that case
+when a caller repeats a request after a 503: a repeated insert conflicts and is read back as the
+same job (if its message was never sent, maintenance re-sends it, as after a crash between the
+two steps), a repeated If-Match write gets 412 and is re-decided, a repeated queue message is a
+duplicate delivery the worker acknowledges.
 """
 
 from __future__ import annotations
