@@ -22,9 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import aiohttp
-from azure.core.pipeline.transport import AioHttpTransport
-
 from bench.baseline import RawJobs, RawRequest
 from bench.harness import CallCounter, MemoryResult, ProcessCpu, RunResult, measure_memory, run_bounded
 from bench.report import PHASES, SIDES, Phase, Side, print_report
@@ -78,20 +75,6 @@ class Round:
     raw_bodies: list[str] = field(default_factory=list)
 
 
-def short_keepalive_transport() -> AioHttpTransport:
-    """azure-core's default aiohttp transport, but idle connections are dropped after 2 s, not 15 s.
-
-    Azurite closes idle connections after 5 s. With aiohttp's 15 s, a connection idle in between
-    (one side waits while the other runs) may be reused just as Azurite closes it, and the tables
-    SDK does not retry a POST (an entity-group transaction) that fails that way. Both sides use
-    these transports; on a busy connection the setting makes no difference.
-    """
-    connector = aiohttp.TCPConnector(keepalive_timeout=2.0)
-    session = aiohttp.ClientSession(connector=connector, trust_env=True, cookie_jar=aiohttp.DummyCookieJar(),
-                                    auto_decompress=False)
-    return AioHttpTransport(session=session, session_owner=True)
-
-
 def _principals(count: int, jobs: int) -> list[Principal]:
     """One principal per job (0), or a pool: the quota query reads the principal's live jobs."""
     size = jobs if count <= 0 else count
@@ -104,9 +87,8 @@ class Bench:
         self.options = options
         self.counter = CallCounter()
         self.storage_cpu = ProcessCpu(azurite_pid)
-        self.clients = StorageClients.create(
-            make_settings(connection_string), short_keepalive_transport,
-            client_options={"raw_request_hook": self.counter.hook},
+        self.clients = StorageClients.create(  # the app's own transport, pool and retry policies
+            make_settings(connection_string), client_options={"raw_request_hook": self.counter.hook},
         )
 
     async def new_round(self, jobs: int) -> Round:

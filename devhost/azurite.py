@@ -105,7 +105,8 @@ def start_azurite(
         "--queueHost", HOST, "--queuePort", str(ports[1]),
         "--tableHost", HOST, "--tablePort", str(ports[2]),
         # Keep idle connections longer than the SDK clients' pools do (aiohttp: 15 s); with
-        # Azurite's 5 s default, a pooled connection can be reset under a non-retried $batch.
+        # Azurite's 5 s default, a pooled connection can be reset just as it is reused (the app's
+        # retry policies send the request again, at the cost of a round trip).
         "--blobKeepAliveTimeout", "60", "--queueKeepAliveTimeout", "60", "--tableKeepAliveTimeout", "60",
     ]
     if location is None:

@@ -252,6 +252,12 @@ param maxInflightPerPrincipal int = 100
 @description('JOBS_LIST_MAX_PAGE_SIZE: largest page GET /api/jobs returns (larger requests are clamped).')
 param listMaxPageSize int = 100
 
+@description('JOBS_STORAGE_USE_ENV_PROXY: storage calls honour HTTP(S)_PROXY, NO_PROXY and .netrc (for a host behind a proxy). Off: no lookups per request.')
+param storageUseEnvProxy bool = false
+
+@description('JOBS_STORAGE_POOL_SIZE: storage connection pool limit per worker process. Empty: derived from host.json (2 queue functions x (batchSize + newBatchThreshold) + maxConcurrentRequests + 1).')
+param storagePoolSize string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Alerts
 
@@ -305,6 +311,8 @@ var jobsAppSettings = {
   JOBS_MAINTENANCE_BATCH_SIZE: string(maintenanceBatchSize)
   JOBS_MAX_INFLIGHT_PER_PRINCIPAL: string(maxInflightPerPrincipal)
   JOBS_LIST_MAX_PAGE_SIZE: string(listMaxPageSize)
+  JOBS_STORAGE_USE_ENV_PROXY: string(storageUseEnvProxy)
+  JOBS_STORAGE_POOL_SIZE: storagePoolSize
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

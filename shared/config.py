@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     maintenance_batch_size: int = Field(500, ge=1, le=10_000)
     max_inflight_per_principal: int = Field(100, ge=1)
     list_max_page_size: int = Field(100, ge=1, le=1000)
+    # Storage transport (shared/store/transport.py). Proxy variables and ~/.netrc are ignored unless
+    # this is set: honouring them costs a thread hop per request. No value: the pool is sized from
+    # host.json's concurrency.
+    storage_use_env_proxy: bool = False
+    storage_pool_size: int | None = Field(None, ge=1, le=10_000)
 
     @field_validator("auth_tenants", "auth_audiences", mode="before")
     @classmethod

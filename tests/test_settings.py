@@ -34,9 +34,20 @@ def test_empty_values_mean_the_default() -> None:
     assert settings.jobs_queue == defaults["JOBS_QUEUE"] == "jobs" and settings.auth_jwks_uri is None
 
 
+def test_the_storage_transport_ignores_the_proxy_environment_and_sizes_its_pool_from_host_json_by_default() -> None:
+    defaults = load_settings({})
+    assert defaults.storage_use_env_proxy is False and defaults.storage_pool_size is None
+    names = Settings.environment_names()
+    assert names["JOBS_STORAGE_USE_ENV_PROXY"] is False and names["JOBS_STORAGE_POOL_SIZE"] is None
+    chosen = load_settings({"JOBS_STORAGE_USE_ENV_PROXY": "true", "JOBS_STORAGE_POOL_SIZE": "64"})
+    assert chosen.storage_use_env_proxy is True and chosen.storage_pool_size == 64
+    assert load_settings({"JOBS_STORAGE_POOL_SIZE": ""}).storage_pool_size is None
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("JOBS_LEASE_SECONDS", "5m"), ("JOBS_LEASE_SECONDS", "0"), ("JOBS_MAX_PAYLOAD_BYTES", "8192.5"),
     ("JOBS_RETRY_BASE_SECONDS", "-1"), ("JOBS_LIST_MAX_PAGE_SIZE", "5000"), ("JOBS_QUEUE", "x" * 60),
+    ("JOBS_STORAGE_POOL_SIZE", "0"), ("JOBS_STORAGE_POOL_SIZE", "many"), ("JOBS_STORAGE_USE_ENV_PROXY", "maybe"),
 ])
 def test_a_wrong_value_is_refused_naming_the_setting(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as refused:

@@ -94,7 +94,7 @@ async def _run(call_runtime: RuntimeProvider, request: func.HttpRequest, operati
 async def _attempt(call_runtime: RuntimeProvider, request: func.HttpRequest, operation: Operation,
                    correlation_id: uuid.UUID) -> ApiResponse:
     try:
-        return await operation(Call(request, await call_runtime(), correlation_id))
+        return await operation(Call(request, (await call_runtime()).api, correlation_id))  # the API path's clients
     except JobsError as exc:
         return problem(exc, correlation_id)
     except AzureError:

@@ -43,6 +43,9 @@ class Runtime:
     queues: JobQueues = field(init=False)
     index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
     lifecycle: Lifecycle = field(init=False)
+    # The HTTP routes' wiring: the same, over the API path's clients (``clients.api``: fast 503s).
+    # Worker, poison and maintenance use this runtime's own ``clients`` (the background path).
+    api: Runtime = field(init=False, repr=False)
     _tables: dict[str, TableClient] = field(init=False, repr=False)  # the job types' tables, by setting
 
     def __post_init__(self) -> None:
@@ -53,6 +56,8 @@ class Runtime:
         )
         self.lifecycle = Lifecycle(self.store, self.queues, self.index, self.clock)
         self._tables = {n.setting: self.clients.table(self.settings.name_of(n)) for n in self.registry.tables()}
+        self.api = self if self.clients.api is self.clients else Runtime(
+            self.settings, self.registry, self.clients.api, self.clock)
 
     def files(self, tenant_id: uuid.UUID) -> TenantFiles:
         return TenantFiles(self.clients, tenant_id)
@@ -65,14 +70,16 @@ class Runtime:
         return TenantRows(client, tenant_id)
 
     async def ensure_resources(self) -> None:
-        """Create what the app uses if missing; tolerate a lack of permission (infra creates it)."""
-        s = self.settings
+        """Create what the app uses if missing; tolerate a lack of permission (infra creates it).
+        On the API path's clients: it runs on the first invocation's critical path (maybe an HTTP
+        request), and a failure is simply tried again on the next one."""
+        s, clients = self.settings, self.clients.api
         tables = [s.jobs_table, *(s.name_of(n) for n in self.registry.tables())]
-        creations: list[Awaitable[object]] = [self.clients.tables.create_table(name) for name in tables]
+        creations: list[Awaitable[object]] = [clients.tables.create_table(name) for name in tables]
         creations += [
-            self.clients.queues.create_queue(name) for name in (s.jobs_queue, s.poison_queue, s.outcomes_queue)
+            clients.queues.create_queue(name) for name in (s.jobs_queue, s.poison_queue, s.outcomes_queue)
         ]
-        creations += [self.clients.blobs.create_container(s.name_of(n)) for n in self.registry.containers()]
+        creations += [clients.blobs.create_container(s.name_of(n)) for n in self.registry.containers()]
         for result in await asyncio.gather(*creations, return_exceptions=True):
             if isinstance(result, ResourceExistsError) or not isinstance(result, BaseException):
                 continue
