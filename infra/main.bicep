@@ -245,6 +245,11 @@ param retentionDays int = 30
 param maintenanceBatchSize int = 500
 
 @minValue(1)
+@maxValue(604800)
+@description('JOBS_DEFER_LIMIT_SECONDS: how long one run may wait (RetryLater) without spending attempts.')
+param deferLimitSeconds int = 3600
+
+@minValue(1)
 @description('JOBS_MAX_INFLIGHT_PER_PRINCIPAL: most non-terminal jobs one caller may have (429 above).')
 param maxInflightPerPrincipal int = 100
 
@@ -309,6 +314,7 @@ var jobsAppSettings = {
   JOBS_OUTCOME_GRACE_SECONDS: string(outcomeGraceSeconds)
   JOBS_RETENTION_DAYS: string(retentionDays)
   JOBS_MAINTENANCE_BATCH_SIZE: string(maintenanceBatchSize)
+  JOBS_DEFER_LIMIT_SECONDS: string(deferLimitSeconds)
   JOBS_MAX_INFLIGHT_PER_PRINCIPAL: string(maxInflightPerPrincipal)
   JOBS_LIST_MAX_PAGE_SIZE: string(listMaxPageSize)
   JOBS_STORAGE_USE_ENV_PROXY: string(storageUseEnvProxy)

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     outcome_grace_seconds: float = Field(120.0, ge=0)
     retention_days: float = Field(30.0, ge=0)
     maintenance_batch_size: int = Field(500, ge=1, le=10_000)
+    # How long one run may wait for known times (RetryLater) without spending attempts.
+    defer_limit_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     max_inflight_per_principal: int = Field(100, ge=1)
     list_max_page_size: int = Field(100, ge=1, le=1000)
     # Storage transport (shared/store/transport.py). Proxy variables and ~/.netrc are ignored unless

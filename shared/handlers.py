@@ -10,7 +10,9 @@ repeating them is harmless (upserts, overwrites, deterministic names), and wrap 
 not in ``ctx.once(step_key, fn)``, which records each step's small result in the job's partition
 and returns it instead of running the step again. A handler ends its job by returning a small
 result summary (Completed), raising ``PermanentJobError`` (Failed, no retry) or ``JobCancelled``
-(Cancelled); any other exception is transient and retried with backoff.
+(Cancelled), or ``RetryLater(at, reason)`` to wait for a known time without spending an
+attempt (bounded by ``JOBS_DEFER_LIMIT_SECONDS`` per run); any other exception is transient and
+retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.config import Settings, StorageName
-from shared.domain.contract import JobContract, format_utc, utc_now
-from shared.domain.errors import ErrorCode, JobCancelled, PermanentJobError
+from shared.domain.contract import JobContract, JobStatus, format_utc, utc_now
+from shared.domain.errors import ErrorCode, JobCancelled, PermanentJobError, RetryLater
 from shared.domain.record import JobRecord
 from shared.observability.logs import JobLogger
 from shared.store.tenant_data import RowChanged, TenantFiles, TenantRows
 
 __all__ = [
     "ErrorCode", "JobCancelled", "JobContext", "JobRegistry", "JobType", "Payload", "PermanentJobError",
-    "ResultSummary", "RowChanged", "StorageName", "TenantFiles", "TenantRows", "format_utc", "utc_now",
+    "ResultSummary", "RetryLater", "RowChanged", "StorageName", "TenantFiles", "TenantRows", "format_utc", "utc_now",
 ]
 
 P = TypeVar("P", bound="Payload")
@@ -117,6 +120,12 @@ class StepMarkers(Protocol):
     async def put_marker(self, job_id: uuid.UUID, step_key: str, result_json: str) -> None: ...
 
 
+class JobReader(Protocol):
+    """Reading other jobs' status (the status store), for handlers that coordinate with them."""
+
+    async def get(self, job_id: uuid.UUID) -> JobRecord | None: ...
+
+
 @dataclass
 class JobContext(Generic[P]):
     """What a handler gets: its job, tenant-scoped data, progress, cancellation and ``once``."""
@@ -129,10 +138,25 @@ class JobContext(Generic[P]):
     _rows: Callable[[StorageName], TenantRows]
     _lease: AttemptLease
     _markers: StepMarkers
+    _jobs: JobReader
 
     @property
     def attempt(self) -> int:
         return self._lease.record.attempt
+
+    @property
+    def lease_owner(self) -> str:
+        """Who runs this attempt: another attempt of the same job (a takeover) has another owner."""
+        return self._lease.record.lease_owner or ""
+
+    async def live_lease_of(self, job_id: uuid.UUID, owner: str) -> datetime | None:
+        """When the lease of job ``job_id`` (of this tenant) under ``owner`` ends, if it is still live:
+        None once that attempt is over (finished, taken over, crashed and expired, or no such job)."""
+        record = await self._jobs.get(job_id)
+        if (record is None or record.tenant_id != self.contract.tenant_id or record.status is not JobStatus.RUNNING
+                or record.lease_owner != owner or record.lease_expires_at is None):
+            return None
+        return record.lease_expires_at if record.lease_expires_at > utc_now() else None
 
     def container(self, name: StorageName) -> str:
         """The configured name of one of the job type's declared containers."""

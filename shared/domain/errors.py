@@ -8,6 +8,7 @@ codes are stored on the job and carried by JobOutcome events.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from pydantic import ValidationError
@@ -92,6 +93,20 @@ class PermanentJobError(Exception):
 
 class JobCancelled(Exception):  # named without an Error suffix: it is a signal, not an error
     """Raised inside a handler (via ``ctx.raise_if_cancelled()``) to end the job Cancelled."""
+
+
+class RetryLater(Exception):  # a signal, not an error
+    """Raised by a handler that must wait for a known time (another job holds what it needs).
+
+    The job goes back to Queued with its message visible at ``at``, and the attempt is not spent:
+    waiting is not failing. A run may wait like this for at most ``JOBS_DEFER_LIMIT_SECONDS``
+    (counted from its first wait); after that a RetryLater counts as a transient failure.
+    """
+
+    def __init__(self, at: datetime, reason: str):
+        super().__init__(reason)
+        self.at = at
+        self.reason = reason
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

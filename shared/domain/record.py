@@ -36,6 +36,7 @@ C, F, P, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.POISONED, JobStatu
 TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
     "claimed": (frozenset({Q, R}), R),  # Running -> Running: a takeover of an expired lease
     "queued_for_retry": (frozenset({R}), Q),
+    "deferred": (frozenset({R}), Q),
     "lease_expired": (frozenset({R}), Q),
     "resent": (frozenset({Q}), Q),
     "redriven": (frozenset({F, P}), Q),
@@ -134,6 +135,7 @@ class JobRecord:
     outcome_pending: bool = False
     trace_parent: str | None = None  # W3C traceparent of the submit (or re-drive) request
     redriven_at: datetime | None = None  # when the current run began by re-drive (older poison copies are stale)
+    deferred_since: datetime | None = None  # when this run first waited (RetryLater): bounds how long it may wait
     history: tuple[HistoryEntry, ...] = ()  # every transition of every run, oldest first (bounded: HISTORY_LIMIT)
     history_dropped: int = 0  # entries dropped at the bound (after the first)
     etag: str = field(default="", compare=False)
@@ -210,6 +212,12 @@ class JobRecord:
             lease_owner=None, lease_expires_at=None, visible_at=now + timedelta(seconds=delay_seconds)),
             f"retry in {delay_seconds:.1f}s after {error_name}")
 
+    def deferred(self, until: datetime, why: str, now: datetime) -> Transition:
+        """Running -> Queued until ``until``, the attempt given back: the handler waits for a known time."""
+        return self._moved("deferred", "Deferred", now, replace(
+            self, attempt=self.attempt - 1, lease_owner=None, lease_expires_at=None, visible_at=until,
+            deferred_since=self.deferred_since or now), f"until {until.isoformat()}: {why}")
+
     def lease_expired(self, now: datetime) -> Transition:
         """Running -> Queued: the worker stopped renewing its lease; the next attempt runs now."""
         return self._moved("lease_expired", ErrorCode.LEASE_EXPIRED.code, now, replace(
@@ -225,7 +233,7 @@ class JobRecord:
         """Failed | Poisoned -> Queued as run + 1: attempts reset, outcome cleared, history kept."""
         return self._moved("redriven", "Redriven", now, replace(
             self, run=self.run + 1, attempt=0, outcome_code=None, outcome_message=None, result=None,
-            terminal_at=None, outcome_pending=False, cancel_requested=False, progress_percent=None,
+            terminal_at=None, outcome_pending=False, cancel_requested=False, progress_percent=None, deferred_since=None,
             progress_message=None, last_error_code=None, last_error_message=None, lease_owner=None,
             lease_expires_at=None, started_at=None, visible_at=now, redriven_at=now, trace_parent=trace_parent),
             f"run {self.run + 1}")

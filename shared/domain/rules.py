@@ -146,10 +146,19 @@ class FailedTransiently:
     error_name: str  # the exception's type name: the message never carries user data
 
 
-AttemptOutcome = Succeeded | FailedPermanently | CancelledByHandler | FailedTransiently
+@dataclass(frozen=True)
+class Deferred:
+    """The handler asked to run again at ``until`` (RetryLater): waiting, not failing."""
+
+    until: datetime
+    reason: str
 
 
-def after_attempt(record: JobRecord, outcome: AttemptOutcome, now: datetime, retry_delay: float) -> Transition:
+AttemptOutcome = Succeeded | FailedPermanently | CancelledByHandler | FailedTransiently | Deferred
+
+
+def after_attempt(record: JobRecord, outcome: AttemptOutcome, now: datetime, retry_delay: float,
+                  defer_limit: timedelta) -> Transition:
     """The transition that ends a Running attempt, from what its handler did."""
     match outcome:
         case Succeeded(summary):
@@ -159,16 +168,36 @@ def after_attempt(record: JobRecord, outcome: AttemptOutcome, now: datetime, ret
         case CancelledByHandler():
             return record.cancelled(now)
         case FailedTransiently(name):
-            match what_next(record):
-                case Next.CANCEL:  # no point retrying work someone asked to stop
-                    return record.cancelled(now)
-                case Next.POISON:
-                    return record.poisoned(
-                        ErrorCode.MAX_ATTEMPTS_EXCEEDED, f"{name} after {record.attempt} of {record.max_attempts} "
-                        "attempts", now, last_error_code=ErrorCode.TRANSIENT_ERROR.code, last_error_message=name)
-                case Next.RUN:
-                    return record.queued_for_retry(retry_delay, name, now)
+            return _after_transient_failure(record, name, now, retry_delay)
+        case Deferred():
+            return _after_deferral(record, outcome, now, retry_delay, defer_limit)
     raise AssertionError(f"unhandled attempt outcome {outcome!r}")  # pragma: no cover - the match is exhaustive
+
+
+def _after_transient_failure(record: JobRecord, error_name: str, now: datetime, retry_delay: float) -> Transition:
+    match what_next(record):
+        case Next.CANCEL:  # no point retrying work someone asked to stop
+            return record.cancelled(now)
+        case Next.POISON:
+            return record.poisoned(
+                ErrorCode.MAX_ATTEMPTS_EXCEEDED, f"{error_name} after {record.attempt} of {record.max_attempts} "
+                "attempts", now, last_error_code=ErrorCode.TRANSIENT_ERROR.code, last_error_message=error_name)
+        case Next.RUN:
+            return record.queued_for_retry(retry_delay, error_name, now)
+    raise AssertionError("unhandled next step")  # pragma: no cover - the match is exhaustive
+
+
+def _after_deferral(record: JobRecord, deferral: Deferred, now: datetime, retry_delay: float,
+                    defer_limit: timedelta) -> Transition:
+    """Waiting gives the attempt back, until the run has waited ``defer_limit`` in all (from its first
+    deferral); past that a deferral is a transient failure and spends the attempt, so a job that
+    would wait forever still ends (Poisoned)."""
+    if record.cancel_requested:
+        return record.cancelled(now)
+    deadline = (record.deferred_since or now) + defer_limit
+    if now >= deadline:
+        return _after_transient_failure(record, "RetryLaterPastWaitLimit", now, retry_delay)
+    return record.deferred(max(now, min(deferral.until, deadline)), deferral.reason, now)
 
 
 def after_lost_lease(record: JobRecord, now: datetime) -> Transition:

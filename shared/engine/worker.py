@@ -10,7 +10,8 @@ For each delivery of a job message:
    claim it: Running with attempt+1 and a lease, committed If-Match by the lifecycle.
 3. Run the handler with a lease heartbeat; stop it the moment the lease is lost.
 4. Commit what the attempt came to (``rules.after_attempt``): Completed, Failed, Cancelled, a
-   retry (Queued with a delayed message) or Poisoned. The lifecycle sends what follows; the host
+   retry (Queued with a delayed message), a wait that gives the attempt back (RetryLater) or
+   Poisoned. The lifecycle sends what follows; the host
    deletes the message only after this function returns, so any failure before then means
    redelivery, never loss.
 
@@ -23,16 +24,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from shared.domain.contract import JobContract, JobStatus
-from shared.domain.errors import ErrorCode, JobCancelled, PermanentJobError
+from shared.domain.errors import ErrorCode, JobCancelled, PermanentJobError, RetryLater
 from shared.domain.record import JobRecord, Transition
 from shared.domain.rules import (
     AttemptOutcome,
     CancelledByHandler,
+    Deferred,
     Delivery,
     FailedPermanently,
     FailedTransiently,
@@ -130,15 +133,15 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
         heartbeat.cancel()
     elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
     delay = retry_delay(runtime.settings.retry_base_seconds, runtime.settings.retry_max_seconds, lease.record.attempt)
-    owner = lease.owner
-    intended = after_attempt(lease.record, outcome, runtime.clock(), delay).after.status
+    owner, defer_limit = lease.owner, timedelta(seconds=runtime.settings.defer_limit_seconds)
+    intended = after_attempt(lease.record, outcome, runtime.clock(), delay, defer_limit).after.status
     log.info("handler finished in %d ms: %s", elapsed_ms, intended.value,
              extra={"durationMs": elapsed_ms, "outcome": intended.value})
 
     def finish(current: JobRecord) -> Transition | None:
         if current.status is not JobStatus.RUNNING or current.lease_owner != owner:
             return None  # someone else moved it on (takeover, duplicate): not ours to write
-        return after_attempt(current, outcome, runtime.clock(), delay)
+        return after_attempt(current, outcome, runtime.clock(), delay, defer_limit)
 
     commit = await runtime.lifecycle.commit(record.job_id, finish, Origin.DELIVERY, current=lease.record)
     if not commit.applied:
@@ -171,7 +174,7 @@ async def _invoke(runtime: Runtime, job_type: JobType[Any], lease: Lease, log: J
     context: JobContext[Any] = JobContext(
         contract=record.running_contract(), payload=payload, logger=log, files=runtime.files(record.tenant_id),
         settings=runtime.settings, _rows=lambda table: runtime.rows(record.tenant_id, table), _lease=lease,
-        _markers=runtime.store,
+        _markers=runtime.store, _jobs=runtime.store,
     )
     try:
         return Succeeded(dict(await job_type.handler(context)))
@@ -180,6 +183,9 @@ async def _invoke(runtime: Runtime, job_type: JobType[Any], lease: Lease, log: J
         return FailedPermanently(exc.code.code, exc.message)
     except JobCancelled:
         return CancelledByHandler()
+    except RetryLater as exc:
+        log.info("waiting until %s: %s", exc.at.isoformat(), exc.reason)
+        return Deferred(exc.at, exc.reason)
     except LeaseLost:
         raise
     except Exception as exc:  # transient by definition: anything not declared permanent

@@ -36,7 +36,7 @@ MARKER_PREFIX = "once-"
 
 # JobRecord field -> entity property. Names are camelCase, as on the wire.
 _DATETIMES = ("created_at", "updated_at", "visible_at", "lease_expires_at", "started_at", "terminal_at",
-              "redriven_at")
+              "redriven_at", "deferred_since")
 _JSON = ("payload", "result")
 _UUIDS = ("job_id", "tenant_id", "subject_id", "correlation_id")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 from azure.storage.blob import ContentSettings
 
@@ -136,6 +136,30 @@ class TenantRows:
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise RowChanged(str(row.get("RowKey"))) from exc
         return str(metadata.get("etag"))
+
+    async def write_fenced(self, partition: str, fence: Mapping[str, Any], etag: str, *,
+                           upserts: Iterable[Mapping[str, Any]] = (), deletes: Iterable[str] = ()) -> str:
+        """Upsert and delete rows in entity-group transactions that each also rewrite the ``fence`` row
+        If-Match ``etag``; returns the fence's new ETag.
+
+        This is how a lock holder writes: a transaction is atomic, so once the fence changed (the lock
+        was taken by someone else) the next batch fails as a whole with RowChanged and none of its
+        rows land. Up to 99 rows per transaction (the 100th operation is the fence)."""
+        pk = self.partition(partition)
+        fenced = {**fence, "PartitionKey": pk}
+        ops: list[Any] = [("upsert", {**row, "PartitionKey": pk}, {"mode": UpdateMode.REPLACE}) for row in upserts]
+        ops += [("delete", {"PartitionKey": pk, "RowKey": key}) for key in deletes]
+        for start in range(0, max(1, len(ops)), 99):
+            guard = ("update", fenced, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                        "match_condition": MatchConditions.IfNotModified})
+            try:
+                results = await self._table.submit_transaction([*ops[start:start + 99], guard])
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 412):
+                    raise RowChanged(str(fence.get("RowKey"))) from exc
+                raise
+            etag = str(results[-1]["etag"])
+        return etag
 
     async def delete(self, partition: str, row_keys: Iterable[str]) -> int:
         pk = self.partition(partition)

@@ -14,6 +14,7 @@ from shared.domain.record import JobRecord
 from shared.domain.rules import (
     AttemptOutcome,
     CancelledByHandler,
+    Deferred,
     Delivery,
     FailedPermanently,
     FailedTransiently,
@@ -34,6 +35,7 @@ from shared.domain.rules import (
 from tests.domain.records import NOW, C, F, P, Q, R, X, record
 
 EXPIRED = NOW - timedelta(seconds=1)
+LIMIT = timedelta(hours=1)  # JOBS_DEFER_LIMIT_SECONDS
 
 # (record, the attempt its message carries, the decision)
 DELIVERIES: list[tuple[str, JobRecord, int, Delivery]] = [
@@ -81,13 +83,46 @@ AFTER_ATTEMPT: list[tuple[AttemptOutcome, int, bool, JobStatus]] = [
 
 @pytest.mark.parametrize(("outcome", "attempt", "cancel", "target"), AFTER_ATTEMPT)
 def test_after_an_attempt(outcome: AttemptOutcome, attempt: int, cancel: bool, target: JobStatus) -> None:
-    transition = after_attempt(record(R, attempt=attempt, cancel_requested=cancel), outcome, NOW, 4.0)
+    transition = after_attempt(record(R, attempt=attempt, cancel_requested=cancel), outcome, NOW, 4.0, LIMIT)
     assert transition.after.status is target
     if target is Q:
         assert transition.after.visible_at == NOW + timedelta(seconds=4.0)
     if target is P:
         assert transition.after.outcome_code == "MAX_ATTEMPTS_EXCEEDED"
         assert transition.after.last_error_code == "TRANSIENT_ERROR"
+
+
+def test_a_deferral_waits_until_the_time_asked_for_and_gives_the_attempt_back() -> None:
+    until = NOW + timedelta(seconds=30)
+    transition = after_attempt(record(R, attempt=3), Deferred(until, "locked"), NOW, 4.0, LIMIT)
+    after = transition.after
+    assert (after.status, after.attempt, after.visible_at, after.deferred_since) == (Q, 2, until, NOW)
+    assert transition.entry.reason == "Deferred"
+    assert after.next_contract().attempt == 3  # the same attempt runs again: none was spent (even the last)
+    assert decide_delivery(after, after.next_contract(), until) is Delivery.CLAIM
+
+
+def test_deferrals_are_bounded_by_the_wait_limit_of_the_run() -> None:
+    waited = NOW - LIMIT + timedelta(seconds=10)  # this run first waited almost an hour ago
+    near = after_attempt(record(R, attempt=1, deferred_since=waited), Deferred(NOW + timedelta(minutes=5), "x"),
+                         NOW, 4.0, LIMIT)
+    assert near.after.status is Q and near.after.visible_at == waited + LIMIT  # clipped to the deadline
+    assert near.after.deferred_since == waited  # the first wait still counts
+    past = record(R, attempt=1, deferred_since=NOW - LIMIT)
+    spent = after_attempt(past, Deferred(NOW + timedelta(seconds=5), "x"), NOW, 4.0, LIMIT)
+    assert (spent.after.status, spent.after.attempt, spent.entry.reason) == (Q, 1, "TRANSIENT_ERROR")
+    last = after_attempt(replace(past, attempt=3), Deferred(NOW, "x"), NOW, 4.0, LIMIT)
+    assert last.after.status is P and last.after.last_error_message == "RetryLaterPastWaitLimit"
+
+
+def test_a_deferral_of_a_job_asked_to_stop_cancels_it() -> None:
+    transition = after_attempt(record(R, cancel_requested=True), Deferred(NOW, "x"), NOW, 4.0, LIMIT)
+    assert transition.after.status is X
+
+
+def test_a_redrive_starts_the_wait_limit_afresh() -> None:
+    failed = replace(record(F, deferred_since=NOW - LIMIT), terminal_at=NOW)
+    assert failed.redriven(NOW, None).after.deferred_since is None
 
 
 @pytest.mark.parametrize(("attempt", "cancel", "target", "reason"), [

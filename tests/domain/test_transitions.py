@@ -28,6 +28,7 @@ UNTIL = NOW + timedelta(minutes=5)
 METHODS: list[tuple[str, Callable[[JobRecord], Transition], set[JobStatus], JobStatus]] = [
     ("claimed", lambda r: r.claimed("w", UNTIL, NOW), {Q, R}, R),
     ("queued_for_retry", lambda r: r.queued_for_retry(2.5, "OSError", NOW), {R}, Q),
+    ("deferred", lambda r: r.deferred(UNTIL, "locked", NOW), {R}, Q),
     ("lease_expired", lambda r: r.lease_expired(NOW), {R}, Q),
     ("resent", lambda r: r.resent(NOW), {Q}, Q),
     ("redriven", lambda r: r.redriven(NOW, None), {F, P}, Q),
