@@ -174,6 +174,12 @@ class Lifecycle:
         await self.queues.send_job(record.running_contract(), delay)
         return delay
 
+    async def resend_unclaimed(self, record: JobRecord) -> None:
+        """Send a Queued job's next message again, visible when the job is due (a replay's repair: the first
+        send may never have happened). Harmless when it did: one message claims, the other is stale."""
+        delay = max(0.0, (record.visible_at - self.clock()).total_seconds())
+        await self.queues.send_job(record.next_contract(), delay)
+
     async def refuse_message(self, body: str) -> None:
         """A message that is not a job contract goes straight to the poison path (never a crash loop)."""
         await self.queues.send_poison(body)

@@ -16,13 +16,17 @@ landed, so n concurrent submissions by one principal can overshoot the cap by at
 
 A duplicate submission (same tenant, type and derived key, so the same jobId) costs an insert
 that conflicts, a read, and at most one write: same payload -> the existing job (replayed);
-another payload -> IDEMPOTENCY_KEY_REUSED. Another principal of the same tenant submitting the
+another payload -> IDEMPOTENCY_KEY_REUSED. A replay also repairs what a crash of the first
+submission may have left undone: the index rows, and, for a job no attempt has claimed yet, its
+message (sent again: a duplicate message is dropped as stale or finds the job claimed). So a
+client's retry after a crash never leaves the job waiting for maintenance. At most 6 calls. Another principal of the same tenant submitting the
 same job is added to the job's submitters (and its index), so it may read the job it was given.
 A duplicate is never refused for quota.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +125,13 @@ async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord,
         return existing.joined_by(principal.key)
 
     commit = await runtime.lifecycle.commit(attempted.job_id, join, Origin.REQUEST, current=existing, max_rounds=3)
-    if commit.record is None:
+    record = commit.record
+    if record is None:
         return None
-    await runtime.index.add(commit.record, principal.key)  # idempotent: repairs an index a crash left unwritten
-    return Submission(commit.record, replayed=True)
+    # Both idempotent: they repair what a crash between the insert and the second round trip left
+    # undone (the index rows; the message of a job no message has run yet, harmless if it was sent).
+    repairs = [runtime.index.add(record, principal.key)]
+    if record.status is JobStatus.QUEUED and record.attempt == 0:
+        repairs.append(runtime.lifecycle.resend_unclaimed(record))
+    await asyncio.gather(*repairs)
+    return Submission(record, replayed=True)

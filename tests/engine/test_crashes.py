@@ -75,7 +75,31 @@ async def test_crash_after_send_before_the_response_is_replayed_to_the_retrying_
     first = await submit_job(fast, "probe", {"tag": "retry-client"}, subject)
     again = await submit_job(fast, "probe", {"tag": "retry-client"}, subject)
     assert again.replayed and again.record.job_id == first.record.job_id
-    assert len(await fast.queues.jobs.peek_messages(max_messages=32)) == 1
+    assert len(await fast.queues.jobs.peek_messages(max_messages=32)) == 2  # never claimed: the replay re-sent it
+    record = await run_until_settled(fast, first.record.job_id)
+    assert record.status is JobStatus.COMPLETED and EFFECTS[str(first.record.job_id)] == 1  # the copy was harmless
+    assert not await fast.queues.jobs.peek_messages()
+
+
+async def test_a_replay_after_a_crash_before_the_send_sends_the_message_without_waiting_for_maintenance(
+        fast: Runtime, request_log: RequestLog) -> None:
+    subject = uuid.uuid4()
+    request_log.crash_on("POST", _queue_send(fast))
+    with pytest.raises(SimulatedCrash):
+        await submit_job(fast, "probe", {"tag": "lost-send"}, subject)
+    assert not await fast.queues.jobs.peek_messages()
+    again = await submit_job(fast, "probe", {"tag": "lost-send"}, subject)  # the client retries
+    assert again.replayed
+    record = await run_until_settled(fast, again.record.job_id)  # no sweep: the replay's message runs it
+    assert record.status is JobStatus.COMPLETED and EFFECTS[str(record.job_id)] == 1
+
+
+async def test_a_replay_of_a_claimed_job_sends_nothing(fast: Runtime, request_log: RequestLog) -> None:
+    subject = uuid.uuid4()
+    first = await submit_job(fast, "probe", {"tag": "claimed", "sleep": 0.5}, subject)
+    await run_until_settled(fast, first.record.job_id)
+    again = await submit_job(fast, "probe", {"tag": "claimed", "sleep": 0.5}, subject)
+    assert again.replayed and not await fast.queues.jobs.peek_messages()
 
 
 
