@@ -19,8 +19,8 @@ Every status change of every job goes through ``Lifecycle.commit`` (or ``create`
 ``admit`` (the submission's quota check) runs in the same round trip as its insert; when it
 refuses, the entity is deleted again before anything was sent.
 
-Publishing an outcome also drops the job's live index rows (the in-flight quota's count), in the
-same round trip as the event.
+Publishing an outcome also drops the job's live index rows (the in-flight quota's count), just
+after the event: until then the live row marks the event as possibly unsent, for maintenance.
 
 Every message the engine sends to the jobs, poison and outcome queues leaves through this class.
 """
@@ -147,7 +147,10 @@ class Lifecycle:
         """Send a terminal job's outcome event (again: its id is deterministic) and drop its live index rows,
         then clear the pending mark."""
         event = record.outcome_event(current_traceparent())
-        await asyncio.gather(self.queues.send_outcome(event), self.index.finished(record))
+        # The event first, then the live rows: a live row left on a finished job is how maintenance
+        # finds an event a crash kept from being sent (within the grace period, not the message's lease).
+        await self.queues.send_outcome(event)
+        await self.index.finished(record)
         job_logger(record).info(
             "outcome %s emitted", record.status.value,
             extra={"outcome": record.status.value, "outcomeCode": event.code, "eventId": str(event.event_id)},

@@ -19,8 +19,9 @@ that conflicts, a read, and at most one write: same payload -> the existing job 
 another payload -> IDEMPOTENCY_KEY_REUSED. A replay also repairs what a crash of the first
 submission may have left undone: the index rows, and, for a job no attempt has claimed yet, its
 message (sent again: a duplicate message is dropped as stale or finds the job claimed). So a
-client's retry after a crash never leaves the job waiting for maintenance. At most 6 calls. Another principal of the same tenant submitting the
-same job is added to the job's submitters (and its index), so it may read the job it was given.
+client's retry after a crash never leaves the job waiting for maintenance. At most 6 calls.
+Another principal of the same tenant submitting the same job is added to the job's submitters
+(and its index), so it may read the job it was given.
 A duplicate is never refused for quota.
 """
 

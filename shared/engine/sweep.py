@@ -6,7 +6,12 @@
    once), and rewrite the list index a crash after the insert may also have skipped.
 2. Running jobs whose lease expired: the worker died mid-attempt. Take over
    (``rules.after_lost_lease``): Queued + a new message when attempts remain, else Poisoned.
-3. Terminal jobs whose outcome is still pending after JOBS_OUTCOME_GRACE_SECONDS: re-send it.
+3. Terminal jobs whose outcome may be unsent after JOBS_OUTCOME_GRACE_SECONDS: re-send it. Two
+   marks say so: ``outcomePending`` (set by a terminal write that has no message behind it: API,
+   sweep, poison), and a live index row left on a finished job (a delivery's event goes out before
+   its live rows are dropped, so a crash in between leaves the row). The live rows are found with
+   one indexed range query per configured tenant, then one point read per job older than the
+   grace period (long-running jobs included).
 4. Terminal jobs older than JOBS_RETENTION_DAYS: delete their partition and list rows.
 
 Every step is idempotent and safe to run concurrently with workers and with itself: the
@@ -92,6 +97,14 @@ async def _resend_outcomes(runtime: Runtime, report: SweepReport) -> None:
         if record.is_terminal:
             await runtime.lifecycle.publish_outcome(record)
             report.outcomes_resent += 1
+    for tenant in runtime.settings.auth_tenants:
+        for job_id in await runtime.index.live_before(tenant, cutoff, runtime.settings.maintenance_batch_size):
+            record = await runtime.store.get(job_id)
+            if record is not None and record.is_terminal and record.terminal_at is not None \
+                    and record.terminal_at < cutoff:
+                job_logger(record).warning("re-sending an outcome a crash may have kept from being sent")
+                await runtime.lifecycle.publish_outcome(record)
+                report.outcomes_resent += 1
 
 
 async def _purge_expired(runtime: Runtime, report: SweepReport) -> None:

@@ -65,8 +65,11 @@ def owner_scope(principal_key: str) -> ListScope:
     return ListScope(index_partition(_tenant_of(principal_key)), f"o|{principal_key}|")
 
 
+_LIVE = "l|"  # the RowKey prefix of every live row of a tenant
+
+
 def live_scope(principal_key: str) -> ListScope:
-    return ListScope(index_partition(_tenant_of(principal_key)), f"l|{principal_key}|")
+    return ListScope(index_partition(_tenant_of(principal_key)), f"{_LIVE}{principal_key}|")
 
 
 def _tenant_of(principal_key: str) -> str:
@@ -158,6 +161,22 @@ class JobIndex:
             if len(found) >= limit:
                 break
         return found
+
+    async def live_before(self, tenant_id: str, cutoff: datetime, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` jobs of the tenant whose live rows were written before ``cutoff`` (one indexed
+        range query of the tenant's partition): maintenance's candidates for an outcome that a crash
+        kept from being sent (the live row goes only after the event is out)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and Timestamp lt @cutoff",
+            parameters={"pk": index_partition(tenant_id), "lo": _LIVE, "hi": "l}", "cutoff": cutoff},
+            select=["RowKey"], results_per_page=min(limit, 1000),
+        )
+        found: dict[uuid.UUID, None] = {}
+        async for row in rows:
+            found[uuid.UUID(str(row["RowKey"]).rsplit("|", 1)[-1])] = None
+            if len(found) >= limit:
+                break
+        return list(found)
 
     async def page(
         self, scope: ListScope, filters: dict[str, str], size: int, token: dict[str, Any] | None

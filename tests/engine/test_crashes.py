@@ -127,6 +127,24 @@ async def test_crash_between_processing_steps_is_repaired(fast: Runtime, request
     assert EFFECTS[job] == (2 if step == "complete" else 1)  # a crash after the effect repeats it: idempotent
 
 
+async def test_crash_between_completion_and_event_send_is_repaired_by_maintenance_not_the_message_lease(
+        fast: Runtime, request_log: RequestLog) -> None:
+    """The host's lease keeps a crashed host's message invisible for 10 minutes; the event must not wait for it."""
+    sub = await submit_job(fast, "probe", {"tag": "event-lost"})
+    request_log.crash_on("POST", f"/{fast.settings.outcomes_queue}/messages")
+    delivered = await deliver_once(fast, visibility=600)  # the message stays invisible, as after a host crash
+    assert [d.crashed for d in delivered] == [True]
+    record = await fast.store.get(sub.record.job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED and not record.outcome_pending
+    assert not await events_for(fast, sub.record.job_id)
+    report = await sweep(fast)  # grace 0 here; in Azure JOBS_OUTCOME_GRACE_SECONDS plus one timer period
+    assert report.outcomes_resent == 1
+    events = await events_for(fast, sub.record.job_id)
+    assert [e["outcome"] for e in events] == ["Completed"]
+    assert not await fast.index.live_jobs(record.submitters[0], limit=10)  # and it no longer counts for the quota
+    assert (await sweep(fast)).outcomes_resent == 0  # once: the live row went with the event
+
+
 async def test_crash_after_outcome_send_before_delete_resends_the_same_event(fast: Runtime) -> None:
     sub = await submit_job(fast, "probe", {"tag": "after-send"})
     messages = [m async for m in fast.queues.jobs.receive_messages(max_messages=1, visibility_timeout=1)]
