@@ -99,11 +99,11 @@ async def _resend_outcomes(runtime: Runtime, report: SweepReport) -> None:
             report.outcomes_resent += 1
     for tenant in runtime.settings.auth_tenants:
         for job_id in await runtime.index.live_before(tenant, cutoff, runtime.settings.maintenance_batch_size):
-            record = await runtime.store.get(job_id)
-            if record is not None and record.is_terminal and record.terminal_at is not None \
-                    and record.terminal_at < cutoff:
-                job_logger(record).warning("re-sending an outcome a crash may have kept from being sent")
-                await runtime.lifecycle.publish_outcome(record)
+            finished = await runtime.store.get(job_id)
+            if finished is not None and finished.is_terminal and finished.terminal_at is not None \
+                    and finished.terminal_at < cutoff:
+                job_logger(finished).warning("re-sending an outcome a crash may have kept from being sent")
+                await runtime.lifecycle.publish_outcome(finished)
                 report.outcomes_resent += 1
 
 
