@@ -3,7 +3,9 @@
 Everything runs on one asyncio event loop, as in the Python worker: the HTTP server, the queue
 listeners, the timers and ``async def`` functions; sync functions go to a thread pool. ``stop()``
 stops polling and timers first, lets in-flight invocations finish (bounded by
-``shutdown_timeout``), then closes the HTTP server and storage clients.
+``shutdown_timeout``, 3 s, for the whole stop; HTTP requests get 1 s more), hands the messages
+of unfinished invocations back (visible at once, not after their 10-minute lease), then closes
+the HTTP server and storage clients.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class DevHost:
         port: int = 7071,
         message_lease: float = 600.0,
         settings_file: Path | None = None,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = 3.0,
     ) -> None:
         if message_lease < 1:
             raise ValueError("message_lease must be at least 1 second (queue visibility is in whole seconds)")
@@ -151,7 +153,8 @@ class DevHost:
 
     async def _start_http(self, invoker: Invoker) -> None:
         dispatcher = HttpDispatcher(self._specs, self._config.route_prefix, invoker)
-        self._runner = web.AppRunner(build_application(dispatcher, self._jwks), shutdown_timeout=self.shutdown_timeout)
+        self._runner = web.AppRunner(build_application(dispatcher, self._jwks),
+                                    shutdown_timeout=min(1.0, self.shutdown_timeout))
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, self._port)
         try:
@@ -169,13 +172,15 @@ class DevHost:
         return self._issuer.jwks()
 
     async def stop(self) -> None:
-        """Stop polling and timers, let in-flight work finish (bounded), close everything."""
+        """Stop polling and timers, let in-flight work finish (all of it within ``shutdown_timeout``),
+        hand back the messages of what did not finish, close everything."""
+        deadline = asyncio.get_running_loop().time() + self.shutdown_timeout
         for listener in self._listeners:
             listener.stop()
         for timer in self._timers:
             timer.stop()
-        await self._finish_tasks()
-        await asyncio.gather(*(listener.drain(self.shutdown_timeout) for listener in self._listeners))
+        await self._finish_tasks(deadline)
+        await asyncio.gather(*(listener.drain(_left(deadline)) for listener in self._listeners))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -187,15 +192,19 @@ class DevHost:
         self._added_settings = {}
         self._listeners, self._timers = [], []
 
-    async def _finish_tasks(self) -> None:
+    async def _finish_tasks(self, deadline: float) -> None:
         """Wait for the polling loops and timers (a timer may be mid-invocation), then cancel stragglers."""
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        _, pending = await asyncio.wait(tasks, timeout=_left(deadline))
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

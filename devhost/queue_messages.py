@@ -6,6 +6,7 @@ its length. Success deletes the message. Failure either copies it to ``<queue>-p
 function has a poison queue and this was the last allowed try) or makes it visible again after
 host.json's visibilityTimeout. Functions on a ``-poison`` queue (or on a name too long for a
 ``-poison`` suffix) have no poison queue: their failed messages stay invisible until the lease ends.
+A message whose invocation is cancelled because the host stops is handed back (visible at once).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from devhost.queue_clients import decode_body, send_creating
 log = logging.getLogger("devhost.queues")
 POISON_SUFFIX = "-poison"
 MAX_QUEUE_NAME = 63
+HAND_BACK_SECONDS = 1.0
 
 
 def poison_queue_name(queue_name: str) -> str | None:
@@ -105,7 +107,12 @@ class MessageProcessor:
             log.warning("Message %s on %s is not valid base64: poisoning it", message.id, self._spec.queue_name)
             await self._poison_message(message, lease)
             return
-        if await self._invoke(message, body, lease):
+        try:
+            succeeded = await self._invoke(message, body, lease)
+        except asyncio.CancelledError:  # the host is stopping: hand the message back, don't let it sit out its lease
+            await asyncio.shield(self._hand_back(message, lease))
+            raise
+        if succeeded:
             await self._delete(message, lease)
         elif self._poison is None:
             # As the extension does: without a poison queue, a failed message stays invisible until
@@ -160,6 +167,15 @@ class MessageProcessor:
             )
         except Exception as error:
             log.warning("Could not release message %s: %s", message.id, error)
+
+    async def _hand_back(self, message: QueueMessage, lease: _Lease) -> None:
+        """Make the message visible at once (a stopping host's unfinished work), within a second or two."""
+        try:
+            await asyncio.wait_for(self._client.update_message(message.id, pop_receipt=lease.pop_receipt,
+                                                               visibility_timeout=0), HAND_BACK_SECONDS)
+            log.info("Handed message %s back to %s (the host is stopping)", message.id, self._queue)
+        except Exception as error:
+            log.warning("Could not hand message %s back (it returns after its lease): %s", message.id, error)
 
     async def _poison_message(self, message: QueueMessage, lease: _Lease) -> None:
         """Copy the message, exactly as received, to the poison queue and delete the original."""

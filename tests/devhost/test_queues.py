@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -164,6 +165,21 @@ async def test_stop_lets_in_flight_messages_finish(
     await host.stop()
     assert sample.CALLS["work"][0]["done"]
     assert await _is_empty(client)
+
+
+async def test_stop_is_bounded_and_hands_unfinished_messages_back_at_once(
+    start_host: HostFactory, queues: QueueFactory, queue_name: str, sample: ModuleType
+) -> None:
+    client = queues(queue_name)
+    await send(client, {"action": "sleep", "seconds": 60})
+    host = await start_host()  # message lease 600 s: without a hand-back it would be invisible for 10 minutes
+    await wait_until(lambda: sample.CALLS["work"])
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await host.stop()
+    assert loop.time() - began < 5  # the stop's bound (3 s for work in flight, 1 s each for hand-backs and HTTP)
+    assert not sample.CALLS["work"][0]["done"]
+    assert await _has_visible(client)  # visible again now, for the next host
 
 
 async def _exists(client: QueueClient) -> bool:
