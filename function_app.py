@@ -91,3 +91,9 @@ async def poison_job(msg: func.QueueMessage) -> None:
 async def maintenance_sweep(timer: func.TimerRequest) -> None:
     """Re-enqueue stranded jobs, take over expired leases, re-send outcomes, purge old jobs."""
     await sweep.sweep(await runtime())
+
+
+async def on_host_shutdown() -> None:
+    """devhost calls this when it stops: close this loop's storage clients (the Python worker has no
+    shutdown hook yet; in Azure the process exits)."""
+    await runtime.close()

@@ -28,7 +28,7 @@ from devhost.hostconfig import HostConfig, load_host_config
 from devhost.http_server import HttpDispatcher, build_application
 from devhost.invoker import Invoker
 from devhost.issuer import DevIssuer, default_key_dir
-from devhost.loader import load_functions
+from devhost.loader import import_app_module, load_functions
 from devhost.outputs import QueueOutputs
 from devhost.queue_clients import QueueClients
 from devhost.queue_listener import QueueListener
@@ -38,6 +38,7 @@ from devhost.timers import TimerRunner
 
 log = logging.getLogger("devhost")
 HOST = "127.0.0.1"
+APP_SHUTDOWN_SECONDS = 1.0
 
 
 class DevHost:
@@ -184,6 +185,7 @@ class DevHost:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._app_shutdown()
         await self._clients.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -191,6 +193,20 @@ class DevHost:
         remove_settings(self._added_settings)
         self._added_settings = {}
         self._listeners, self._timers = [], []
+
+    async def _app_shutdown(self) -> None:
+        """Await the app's ``on_host_shutdown()`` coroutine, if it defines one, so it can close its
+        clients on this loop. The Python worker has no such hook yet (there a process simply exits);
+        it stands in for the proposed ``@app.on_shutdown``, and devhost gives it 1 s."""
+        if not self._specs:
+            return
+        hook = getattr(import_app_module(self.app_module, self.project_dir), "on_host_shutdown", None)
+        if not asyncio.iscoroutinefunction(hook):
+            return
+        try:
+            await asyncio.wait_for(hook(), APP_SHUTDOWN_SECONDS)
+        except Exception:
+            log.exception("the app's on_host_shutdown() failed")
 
     async def _finish_tasks(self, deadline: float) -> None:
         """Wait for the polling loops and timers (a timer may be mid-invocation), then cancel stragglers."""

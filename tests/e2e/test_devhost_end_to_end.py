@@ -97,3 +97,15 @@ def test_every_route_refuses_a_request_without_a_token(devhost: dict[str, str]) 
         assert status == 401 and body["code"] == "AUTH_TOKEN_MISSING", (path, body)
     status, _, _ = _http("DELETE", f"{base}/api/jobs", None)
     assert status == 405
+
+
+def test_devhost_stops_within_5_seconds_and_closes_the_apps_storage_clients(
+        azurite: Azurite, tmp_path: Path) -> None:
+    with devhost_process(azurite, tmp_path, "s") as env:
+        token = _token(env, "Jobs.Read")
+        status, _, _ = _http("GET", f"{env['BASE_URL']}/api/jobs", token)  # the app's runtime and its clients exist now
+        assert status == 200
+        began = time.monotonic()
+    assert time.monotonic() - began < 5  # devhost_process sends SIGTERM and waits for the exit
+    log = (tmp_path / "devhost.log").read_text()
+    assert "Unclosed client session" not in log and "Unclosed connector" not in log, log[-2000:]
