@@ -218,11 +218,12 @@ class JobRecord:
             self, attempt=self.attempt - 1, lease_owner=None, lease_expires_at=None, visible_at=until,
             deferred_since=self.deferred_since or now), f"until {until.isoformat()}: {why}")
 
-    def lease_expired(self, now: datetime) -> Transition:
-        """Running -> Queued: the worker stopped renewing its lease; the next attempt runs now."""
+    def lease_expired(self, now: datetime, note: str | None = None) -> Transition:
+        """Running -> Queued: the worker stopped renewing its lease (or gave it up as its host stopped);
+        the next attempt runs now."""
         return self._moved("lease_expired", ErrorCode.LEASE_EXPIRED.code, now, replace(
             self, lease_owner=None, lease_expires_at=None, last_error_code=ErrorCode.LEASE_EXPIRED.code,
-            visible_at=now), f"lease of attempt {self.attempt} expired")
+            visible_at=now), note or f"lease of attempt {self.attempt} expired")
 
     def resent(self, now: datetime) -> Transition:
         """Queued -> Queued: the job's message never arrived (a crash after the write); send it again."""

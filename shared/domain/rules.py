@@ -200,9 +200,10 @@ def _after_deferral(record: JobRecord, deferral: Deferred, now: datetime, retry_
     return record.deferred(max(now, min(deferral.until, deadline)), deferral.reason, now)
 
 
-def after_lost_lease(record: JobRecord, now: datetime) -> Transition:
-    """Maintenance takes over a Running job whose worker stopped renewing its lease."""
-    note = f"lease of attempt {record.attempt} expired"
+def after_lost_lease(record: JobRecord, now: datetime, note: str | None = None) -> Transition:
+    """Maintenance takes over a Running job whose worker stopped renewing its lease (or a worker whose
+    host is stopping gives it up at once: the same step, without waiting for the lease to run out)."""
+    note = note or f"lease of attempt {record.attempt} expired"
     match what_next(record):
         case Next.CANCEL:
             return record.cancelled(now, note=note)
@@ -211,7 +212,7 @@ def after_lost_lease(record: JobRecord, now: datetime) -> Transition:
                 ErrorCode.MAX_ATTEMPTS_EXCEEDED, f"{note}; it was the last of {record.max_attempts} attempts", now,
                 reason=ErrorCode.LEASE_EXPIRED.code, last_error_code=ErrorCode.LEASE_EXPIRED.code)
         case Next.RUN:
-            return record.lease_expired(now)
+            return record.lease_expired(now, note)
 
 
 def retry_delay(base_seconds: float, max_seconds: float, attempt: int) -> float:

@@ -42,6 +42,7 @@ from shared.domain.rules import (
     Origin,
     Succeeded,
     after_attempt,
+    after_lost_lease,
     decide_delivery,
     delivery_transition,
     retry_delay,
@@ -53,6 +54,7 @@ from shared.observability.logs import JobLogger, job_dimensions, job_logger, wit
 from shared.observability.traces import SpanKind, job_span
 
 logger = logging.getLogger("jobs.worker")
+GIVE_UP_SECONDS = 1.0
 
 
 def parse_contract(runtime: Runtime, body: str) -> tuple[JobContract | None, str]:
@@ -129,6 +131,10 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
     except LeaseLost:
         log.warning("lease lost while running; another worker owns the job now")
         return
+    except asyncio.CancelledError:  # the host is stopping (or the function timed out): hand the job on now
+        heartbeat.cancel()
+        await asyncio.shield(_give_up_lease(runtime, lease, log))
+        raise
     finally:
         heartbeat.cancel()
     elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
@@ -148,6 +154,25 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
         log.info("job moved on before this attempt's outcome could be written; leaving it")
 
 
+async def _give_up_lease(runtime: Runtime, lease: Lease, log: JobLogger) -> None:
+    """What maintenance would do once the lease ran out, done at once (bounded to a second, best effort):
+    Queued with the next attempt's message visible now (or Poisoned after the last), so the next host
+    need not wait up to JOBS_LEASE_SECONDS for a job its predecessor was interrupted in."""
+    owner, attempt = lease.owner, lease.record.attempt
+
+    def give_up(current: JobRecord) -> Transition | None:
+        if current.status is not JobStatus.RUNNING or current.lease_owner != owner:
+            return None
+        return after_lost_lease(current, runtime.clock(), f"attempt {attempt} interrupted: its host stopped")
+
+    try:
+        await asyncio.wait_for(runtime.lifecycle.commit(lease.record.job_id, give_up, Origin.DELIVERY,
+                                                        current=lease.record, max_rounds=2), GIVE_UP_SECONDS)
+        log.warning("attempt %s interrupted; the job was handed on", attempt)
+    except Exception:
+        log.warning("attempt %s interrupted; its lease will run out instead", attempt, exc_info=True)
+
+
 async def _invoke_while_leased(runtime: Runtime, job_type: JobType[Any], lease: Lease,
                                log: JobLogger) -> AttemptOutcome:
     """Run the handler, but stop it the moment the lease is lost (so two runs never overlap)."""
@@ -155,6 +180,11 @@ async def _invoke_while_leased(runtime: Runtime, job_type: JobType[Any], lease: 
     lost = asyncio.create_task(lease.lost_event.wait())
     try:
         await asyncio.wait({handler, lost}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # we are being stopped: the handler stops with us, before anyone hands the job on
+        handler.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await handler
+        raise
     finally:
         lost.cancel()
     if not handler.done():

@@ -7,6 +7,7 @@ request hook of the real storage clients just before the named request leaves th
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -225,5 +226,32 @@ async def test_retention_purges_terminal_jobs(azurite: Azurite, request_log: Req
         assert (await sweep(runtime)).purged == 1
         assert await runtime.store.get(sub.record.job_id) is None
         assert await runtime.store.get(live.record.job_id) is not None
+    finally:
+        await runtime.close()
+
+
+async def test_an_attempt_interrupted_by_its_host_stopping_hands_the_job_on_at_once(
+        azurite: Azurite, request_log: RequestLog) -> None:
+    """A cancelled invocation (devhost stopping, a function timeout) does what maintenance would do after
+    the lease ran out, at once: the next host need not wait JOBS_LEASE_SECONDS (300 s here)."""
+    runtime = await make_runtime(make_settings(azurite.connection_string, JOBS_LEASE_SECONDS="300"), request_log)
+    try:
+        sub = await submit_job(runtime, "probe", {"tag": "interrupted", "sleep": 20})
+        body = str([m async for m in runtime.queues.jobs.receive_messages(max_messages=1)][0].content)
+        run = asyncio.create_task(handle_job_message(runtime, body, 1))
+        for _ in range(100):
+            record = await runtime.store.get(sub.record.job_id)
+            if record is not None and record.status is JobStatus.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        record = await runtime.store.get(sub.record.job_id)
+        assert record is not None and (record.status, record.attempt, record.lease_owner) == (JobStatus.QUEUED, 1, None)
+        assert (await history_of(runtime, record.job_id))[-1].message == "attempt 1 interrupted: its host stopped"
+        assert EFFECTS[str(record.job_id)] == 0  # the handler stopped with its invocation
+        waiting = await runtime.queues.jobs.peek_messages(max_messages=5)
+        assert [json.loads(str(m.content))["attempt"] for m in waiting] == [2]  # the next attempt, visible now
     finally:
         await runtime.close()
