@@ -69,12 +69,17 @@ class JobsClient:
 
     def wait(
         self, job_id: Id, *, timeout: float | None = None, on_update: OnUpdate | None = None,
-        sleep: Sleep | None = None, correlation_id: Id | None = None,
+        sleep: Sleep | None = None, correlation_id: Id | None = None, first_delay: float | None = None,
     ) -> JobStatus:
-        """Poll the status (honouring Retry-After, capped) until terminal; WaitTimeoutError after ``timeout``."""
+        """Poll the status (honouring Retry-After, capped) until terminal; WaitTimeoutError after ``timeout``.
+
+        Right after ``submit`` / ``retry`` pass ``first_delay=accepted.retry_after``: the first poll then
+        comes when the job is likely done instead of at once (when it is certainly still Queued).
+        """
         return wait_for_terminal(
             str(job_id), lambda: self.status(job_id, correlation_id=correlation_id), timeout=timeout,
             on_update=on_update, policy=self.poll_policy, sleep=sleep or self._sleep, clock=self._clock,
+            first_delay=first_delay,
         )
 
     def cancel(self, job_id: Id, *, correlation_id: Id | None = None) -> JobStatus:

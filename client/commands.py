@@ -43,7 +43,7 @@ def _accepted(client: JobsClient, accepted: Accepted, args: argparse.Namespace, 
     if getattr(args, "wait", False):
         if not io.json:
             print(output.accepted_line(accepted), file=io.stderr, flush=True)
-        return wait_for(client, accepted.job_id, args.timeout, args, io)
+        return wait_for(client, accepted.job_id, args.timeout, args, io, first_delay=accepted.retry_after)
     if io.json:
         output.print_json(accepted.raw, io.stdout)
     else:
@@ -51,12 +51,14 @@ def _accepted(client: JobsClient, accepted: Accepted, args: argparse.Namespace, 
     return exit_codes.OK
 
 
-def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argparse.Namespace, io: Io) -> int:
-    """Follow a job to a terminal status with a progress display; the exit code tells how it ended."""
+def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argparse.Namespace, io: Io,
+             *, first_delay: float | None = None) -> int:
+    """Follow a job to a terminal status with a progress display; the exit code tells how it ended.
+    ``first_delay``: the 202's Retry-After after a submit or retry (the first poll waits for it)."""
     try:
         with Progress(io.stderr) as progress:  # ends the live line however the wait ends (Ctrl-C too)
             final = client.wait(job_id, timeout=timeout, on_update=progress.update, sleep=progress.sleep,
-                                correlation_id=args.correlation_id)
+                                correlation_id=args.correlation_id, first_delay=first_delay)
     except WaitTimeoutError as error:
         if error.last is not None and io.json:
             _show_status(error.last, io)

@@ -224,9 +224,10 @@ param retryBaseSeconds int = 5
 @description('JOBS_RETRY_MAX_SECONDS: cap on the retry delay.')
 param retryMaxSeconds int = 600
 
-@minValue(0)
-@description('JOBS_STATUS_RETRY_AFTER_SECONDS: Retry-After on 202 and non-terminal status responses.')
-param statusRetryAfterSeconds int = 2
+@minValue(1)
+@maxValue(3600)
+@description('JOBS_STATUS_RETRY_AFTER_MAX_SECONDS: cap on the Retry-After derived from each job type\'s typical duration.')
+param statusRetryAfterMaxSeconds int = 30
 
 @minValue(1)
 @description('JOBS_STRANDED_QUEUED_SECONDS: a Queued job overdue this long is re-sent by maintenance.')
@@ -309,7 +310,7 @@ var jobsAppSettings = {
   JOBS_LEASE_SECONDS: string(leaseSeconds)
   JOBS_RETRY_BASE_SECONDS: string(retryBaseSeconds)
   JOBS_RETRY_MAX_SECONDS: string(retryMaxSeconds)
-  JOBS_STATUS_RETRY_AFTER_SECONDS: string(statusRetryAfterSeconds)
+  JOBS_STATUS_RETRY_AFTER_MAX_SECONDS: string(statusRetryAfterMaxSeconds)
   JOBS_STRANDED_QUEUED_SECONDS: string(strandedQueuedSeconds)
   JOBS_OUTCOME_GRACE_SECONDS: string(outcomeGraceSeconds)
   JOBS_RETENTION_DAYS: string(retentionDays)

@@ -50,4 +50,6 @@ async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
 JOB_TYPE: JobType[AiAnalyzePayload] = JobType(
     name="ai-analyze", payload_model=AiAnalyzePayload, idempotency_key=idempotency_key, max_attempts=3,
     handler=handle, containers=(DOCUMENTS, ANALYSIS),
+    # The local analyzer: 0.03-0.12 s on Azurite for 2,000-20,000 words. A model behind Analyzer: raise it.
+    typical_seconds=0.5,
 )

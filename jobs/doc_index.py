@@ -173,4 +173,6 @@ async def _index(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: 
 JOB_TYPE: JobType[DocIndexPayload] = JobType(
     name="doc-index", payload_model=DocIndexPayload, idempotency_key=idempotency_key, max_attempts=5,
     handler=handle, containers=(DOCUMENTS,), tables=(DOC_INDEX,),
+    # Measured on Azurite: 0.6-0.8 s for a 2,000-word document, 1.3-1.4 s for 20,000 words (row batches).
+    typical_seconds=1.5,
 )

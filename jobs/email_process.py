@@ -78,4 +78,5 @@ async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
 JOB_TYPE: JobType[EmailPayload] = JobType(
     name="email-process", payload_model=EmailPayload, idempotency_key=idempotency_key, max_attempts=5,
     handler=handle, containers=(MAIL,),
+    typical_seconds=0.5,  # one blob read, a parse, one blob write: under 0.1 s on Azurite
 )

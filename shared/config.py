@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(300.0, gt=0)
     retry_base_seconds: float = Field(5.0, ge=0)
     retry_max_seconds: float = Field(600.0, ge=0, le=7 * 24 * 3600)
-    status_retry_after_seconds: int = Field(2, ge=1)
+    status_retry_after_max_seconds: int = Field(30, ge=1, le=3600)  # cap on the job types' Retry-After
     stranded_queued_seconds: float = Field(600.0, ge=0)
     outcome_grace_seconds: float = Field(120.0, ge=0)
     retention_days: float = Field(30.0, ge=0)

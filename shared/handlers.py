@@ -2,7 +2,8 @@
 
 A job type names its payload model (``extra="forbid"``), derives its idempotency key
 deterministically from the subject and payload (never free-form from the caller), bounds its
-attempts, declares the containers and tables it works on, and supplies the handler.
+attempts, declares the containers and tables it works on and how long a run usually takes
+(``typical_seconds``, which paces status polling), and supplies the handler.
 
 Handlers run under at-least-once delivery: any of them may run more than once for one job (a
 crash after the side effect, a lease that expired, a duplicate message). Write effects so that
@@ -59,6 +60,13 @@ class JobType(Generic[P]):
     handler: Callable[[JobContext[P]], Awaitable[ResultSummary]]
     containers: tuple[StorageName, ...] = ()  # blob containers it reads or writes (created at startup)
     tables: tuple[StorageName, ...] = ()  # tables it reads or writes (created at startup)
+    # How long one attempt usually takes, in seconds of wall time (storage calls included). It paces
+    # the clients: the Retry-After of this type's Queued and Running jobs (shared/domain/pacing.py).
+    typical_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.typical_seconds <= 24 * 3600:
+            raise ValueError(f"job type {self.name!r}: typical_seconds must be in (0, 86400]")
 
     def key_for(self, subject_id: uuid.UUID, payload: P) -> str:
         return self.idempotency_key(subject_id, payload)

@@ -76,6 +76,15 @@ OPERATIONS: tuple[OperationSpec, ...] = (
                   anonymous=True),
 )
 
+HEADERS: dict[str, dict[str, Any]] = {
+    "Retry-After": {
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Seconds until the job is likely further along, while it is not terminal: from its job "
+                       "type's typical duration and its state (Queued: pickup + typical; Running: what is left), "
+                       "at most JOBS_STATUS_RETRY_AFTER_MAX_SECONDS. Absent once the job is terminal.",
+    },
+}
+
 
 def documented_statuses(method: str, path: str) -> set[int]:
     spec = next(op for op in OPERATIONS if op.method == method.lower() and op.path == path)
@@ -87,7 +96,8 @@ def _responses(spec: OperationSpec) -> dict[str, Any]:
     for status, model in spec.success.items():
         content = ({"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
                    if model is not BaseModel else {"application/json": {"schema": {"type": "object"}}})
-        headers = {h: {"schema": {"type": "string"}} for h in (*spec.headers.get(status, ()), "x-correlation-id")}
+        headers = {h: HEADERS.get(h, {"schema": {"type": "string"}})
+                   for h in (*spec.headers.get(status, ()), "x-correlation-id")}
         responses[str(status)] = {"description": model.__doc__ or "OK", "content": content, "headers": headers}
     by_status: dict[int, list[str]] = {}
     for code in (*spec.errors, *ALWAYS):

@@ -20,7 +20,7 @@ from shared.api.models import (
 )
 from shared.api.openapi import openapi_document
 from shared.api.request import ApiResponse, Call, authenticate, problem_body, read_json
-from shared.domain import access
+from shared.domain import access, pacing
 from shared.domain.commands import ListQuery, SubmitJob
 from shared.domain.contract import JobStatus
 from shared.domain.errors import ErrorCode, JobsError
@@ -36,9 +36,19 @@ def status_url(job_id: uuid.UUID) -> str:
     return f"/api/jobs/{job_id}/status"
 
 
-def accepted(record: JobRecord, retry_after: int, *, replayed: bool = False) -> ApiResponse:
+def retry_after(call: Call, record: JobRecord) -> dict[str, str]:
+    """The Retry-After header for a response about ``record``: from its job type's typical duration and
+    its state (shared/domain/pacing.py); none once the job is terminal."""
+    job_type = call.runtime.registry.get(record.job_type)
+    typical = job_type.typical_seconds if job_type is not None else pacing.DEFAULT_TYPICAL_SECONDS
+    seconds = pacing.retry_after(record, typical, call.runtime.clock(),
+                                 call.runtime.settings.status_retry_after_max_seconds)
+    return {} if seconds is None else {"Retry-After": str(seconds)}
+
+
+def accepted(call: Call, record: JobRecord, *, replayed: bool = False) -> ApiResponse:
     url = status_url(record.job_id)
-    headers = {"Location": url, "Retry-After": str(retry_after)}
+    headers = {"Location": url, **retry_after(call, record)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return ApiResponse(202, Accepted(job_id=record.job_id, status=record.status, status_url=url).body(), headers)
@@ -49,7 +59,7 @@ async def submit_job(call: Call) -> ApiResponse:
     request = read_json(call, SubmitRequest)
     command = SubmitJob(request.job_type, request.subject_id, request.payload)
     submission = await submit(call.runtime, principal, command, call.correlation_id)
-    return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
+    return accepted(call, submission.record, replayed=submission.replayed)
 
 
 async def enqueue_analysis(call: Call) -> ApiResponse:
@@ -57,7 +67,7 @@ async def enqueue_analysis(call: Call) -> ApiResponse:
     body = read_json(call, AnalysisRequest)
     command = SubmitJob("ai-analyze", body.document_id, {"analysisType": body.type})
     submission = await submit(call.runtime, principal, command, call.correlation_id)
-    return accepted(submission.record, call.runtime.settings.status_retry_after_seconds, replayed=submission.replayed)
+    return accepted(call, submission.record, replayed=submission.replayed)
 
 
 def outcome_problem(record: JobRecord) -> Problem | None:
@@ -93,9 +103,7 @@ def _history_item(entry: HistoryEntry) -> HistoryItem:
 
 
 def status_response(call: Call, record: JobRecord, status: int = 200, *, with_history: bool = False) -> ApiResponse:
-    headers = {"Cache-Control": "no-store"}
-    if not record.is_terminal:
-        headers["Retry-After"] = str(call.runtime.settings.status_retry_after_seconds)
+    headers = {"Cache-Control": "no-store", **retry_after(call, record)}
     if status == 202:
         headers["Location"] = status_url(record.job_id)
     return ApiResponse(status, status_view(record, with_history=with_history).body(), headers)
@@ -122,7 +130,7 @@ async def cancel_job(call: Call) -> ApiResponse:
 async def retry_job(call: Call) -> ApiResponse:
     principal, record = await _visible_job(call, access.Action.RETRY)
     queued = await redrive(call.runtime, record, principal)
-    return accepted(queued, call.runtime.settings.status_retry_after_seconds)
+    return accepted(call, queued)
 
 
 def list_query(call: Call) -> ListQuery:

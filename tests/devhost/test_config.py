@@ -18,7 +18,8 @@ from devhost.settings import apply_settings, read_settings_file, remove_settings
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("00:01:00", 60.0), ("00:00:00.100", 0.1), ("00:00:02", 2.0), ("01:02:03", 3723.0), ("1.00:00:00", 86400.0)],
+    [("00:01:00", 60.0), ("00:00:00.100", 0.1), ("00:00:00.500", 0.5), ("00:00:00.5", 0.5), ("00:00:02", 2.0),
+     ("01:02:03", 3723.0), ("1.00:00:00", 86400.0)],
 )
 def test_timespans(text: str, seconds: float) -> None:
     assert parse_timespan(text) == pytest.approx(seconds)
@@ -129,3 +130,9 @@ def test_message_encoding() -> None:
     assert decode_body("plain", "none") == b"plain"
     assert encode_body(b"\x00\x01", "base64") == "AAE="
     assert encode_body("plain", "none") == "plain"
+
+
+def test_the_projects_host_json_polls_idle_queues_at_most_every_half_second() -> None:
+    """host.json's maxPollingInterval is the latency floor of an idle queue (docs/operations.md#idle-cost)."""
+    config = parse_host_config(json.loads((Path(__file__).parents[2] / "host.json").read_text()))
+    assert config.queues.max_polling_interval == pytest.approx(0.5)
