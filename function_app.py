@@ -39,8 +39,15 @@ async def enqueue_analysis(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("job_status")
 @app.route(route="jobs/{jobId}/status")
 async def job_status(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /api/jobs/{jobId}/status[?history=true]: for its submitters and tenant admins."""
+    """GET /api/jobs/{jobId}/status[?history=true][?redirect=true]: for its submitters and tenant admins."""
     return await serve(req, runtime, GET=http_api.job_status)
+
+
+@app.function_name("job_result")
+@app.route(route="jobs/{jobId}/result")
+async def job_result(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/jobs/{jobId}/result: a Completed job's output, for whoever may read its status."""
+    return await serve(req, runtime, GET=http_api.job_result)
 
 
 @app.function_name("cancel_job")

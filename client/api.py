@@ -67,6 +67,11 @@ class JobsClient:
         response = self._request("GET", f"/jobs/{_segment(job_id)}/status", query=query, correlation_id=correlation_id)
         return _status(response)
 
+    def result(self, job_id: Id, *, correlation_id: Id | None = None) -> dict[str, Any]:
+        """GET /api/jobs/{id}/result: a Completed job's output ``{jobId, jobType, completedAt, result}``;
+        JobsApiError JOB_NOT_COMPLETED (409) before that."""
+        return _object(self._request("GET", f"/jobs/{_segment(job_id)}/result", correlation_id=correlation_id))
+
     def wait(
         self, job_id: Id, *, timeout: float | None = None, on_update: OnUpdate | None = None,
         sleep: Sleep | None = None, correlation_id: Id | None = None, first_delay: float | None = None,

@@ -7,6 +7,7 @@ import argparse
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from client import exit_codes, output
@@ -82,6 +83,19 @@ def status(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
     return exit_codes.OK
 
 
+def result(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    """The job's output as JSON: to stdout, or to ``-o FILE`` (then one line saying where it went)."""
+    body = client.result(args.job, correlation_id=args.correlation_id)
+    value = body if io.json else body.get("result", {})
+    if args.output is None:
+        output.print_json(value, io.stdout)
+        return exit_codes.OK
+    with Path(args.output).open("w", encoding="utf-8") as file:
+        output.print_json(value, file)
+    print(f"{args.job} result written to {args.output}", file=io.stderr, flush=True)
+    return exit_codes.OK
+
+
 def wait(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
     return wait_for(client, args.job, args.timeout, args, io)
 
@@ -120,5 +134,5 @@ def list_jobs(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
 
 COMMANDS: dict[str, Command] = {
     "submit": submit, "analyze": analyze, "status": status, "wait": wait, "cancel": cancel, "retry": retry,
-    "list": list_jobs,
+    "list": list_jobs, "result": result,
 }

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from jobs.analyzer import AnalysisType, Analyzer, LocalTextAnalyzer
 from jobs.storage_names import ANALYSIS, DOCUMENTS
-from shared.handlers import JobContext, JobType, Payload, ResultSummary
+from shared.handlers import JobContext, JobType, Payload, ResultSummary, StorageName
 
 ANALYZER: Analyzer = LocalTextAnalyzer()
 
@@ -27,19 +27,24 @@ def idempotency_key(subject_id: uuid.UUID, payload: AiAnalyzePayload) -> str:
     return f"analysis-{subject_id}-{payload.analysis_type}"
 
 
+def output(subject_id: uuid.UUID, payload: AiAnalyzePayload) -> tuple[StorageName, str]:
+    """The analysis JSON: ``analysis/{tenantId}/{documentId}/{analysisType}.json``."""
+    return ANALYSIS, f"{subject_id}/{payload.analysis_type}.json"
+
+
 async def handle(ctx: JobContext[AiAnalyzePayload]) -> ResultSummary:
     subject, kind = ctx.contract.subject_id, ctx.payload.analysis_type
     text = await ctx.files.read_text(ctx.container(DOCUMENTS), str(subject))
     await ctx.report_progress(20, "document read")
     analysis = ANALYZER.analyze(text, kind)
     await ctx.report_progress(70, "analysis done")  # also where a cancel request takes effect
-    output = f"{subject}/{kind}.json"
-    await ctx.files.write_json(ctx.container(ANALYSIS), output, {
+    container, name = output(subject, ctx.payload)
+    await ctx.files.write_json(ctx.container(container), name, {
         "documentId": str(subject), "analysisType": kind, "analyzer": ANALYZER.name,
         "sourceSha256": hashlib.sha256(text.encode()).hexdigest(), **analysis,
     })
     summary: dict[str, object] = {"analysisType": kind, "analyzer": ANALYZER.name,
-                                  "output": f"{ctx.container(ANALYSIS)}/{ctx.contract.tenant_id}/{output}"}
+                                  "output": f"{ctx.container(container)}/{ctx.contract.tenant_id}/{name}"}
     if "keywords" in analysis:
         summary["topKeywords"] = [k["term"] for k in analysis["keywords"][:5]]
     if "statistics" in analysis:
@@ -51,5 +56,5 @@ JOB_TYPE: JobType[AiAnalyzePayload] = JobType(
     name="ai-analyze", payload_model=AiAnalyzePayload, idempotency_key=idempotency_key, max_attempts=3,
     handler=handle, containers=(DOCUMENTS, ANALYSIS),
     # The local analyzer: 0.03-0.12 s on Azurite for 2,000-20,000 words. A model behind Analyzer: raise it.
-    typical_seconds=0.5,
+    typical_seconds=0.5, output=output,
 )

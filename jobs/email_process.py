@@ -18,7 +18,16 @@ from typing import Any
 from pydantic import Field
 
 from jobs.storage_names import MAIL
-from shared.handlers import ErrorCode, JobContext, JobType, Payload, PermanentJobError, ResultSummary, format_utc
+from shared.handlers import (
+    ErrorCode,
+    JobContext,
+    JobType,
+    Payload,
+    PermanentJobError,
+    ResultSummary,
+    StorageName,
+    format_utc,
+)
 
 
 class EmailPayload(Payload):
@@ -59,6 +68,11 @@ def metadata(message: EmailMessage, size: int) -> dict[str, Any]:
     }
 
 
+def output(subject_id: uuid.UUID, payload: EmailPayload) -> tuple[StorageName, str]:
+    """The e-mail's metadata: ``mail/{tenantId}/{subjectId}.metadata.json``."""
+    return MAIL, f"{subject_id}.metadata.json"
+
+
 async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     subject = ctx.contract.subject_id
     raw = await ctx.files.read_bytes(ctx.container(MAIL), f"{subject}.eml")
@@ -70,7 +84,8 @@ async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     if found != _bare_id(ctx.payload.message_id):
         raise PermanentJobError(ErrorCode.EMAIL_MESSAGE_ID_MISMATCH, "Message-ID differs from messageId")
     info = metadata(message, len(raw))
-    await ctx.files.write_json(ctx.container(MAIL), f"{subject}.metadata.json", info)
+    container, name = output(subject, ctx.payload)
+    await ctx.files.write_json(ctx.container(container), name, info)
     return {"messageId": found, "from": info["from"][:1], "subject": info["subject"][:200],
             "recipients": len(info["to"]) + len(info["cc"]), "attachments": len(info["attachments"])}
 
@@ -79,4 +94,5 @@ JOB_TYPE: JobType[EmailPayload] = JobType(
     name="email-process", payload_model=EmailPayload, idempotency_key=idempotency_key, max_attempts=5,
     handler=handle, containers=(MAIL,),
     typical_seconds=0.5,  # one blob read, a parse, one blob write: under 0.1 s on Azurite
+    output=output,
 )

@@ -63,6 +63,9 @@ class JobType(Generic[P]):
     # How long one attempt usually takes, in seconds of wall time (storage calls included). It paces
     # the clients: the Retry-After of this type's Queued and Running jobs (shared/domain/pacing.py).
     typical_seconds: float = 1.0
+    # Where a Completed job's full output is: a JSON blob (container, name under the tenant), served by
+    # GET /api/jobs/{jobId}/result. None: the result summary on the status is the whole output.
+    output: Callable[[uuid.UUID, P], tuple[StorageName, str]] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.typical_seconds <= 24 * 3600:
@@ -73,6 +76,10 @@ class JobType(Generic[P]):
 
     def parse_payload(self, raw: Mapping[str, Any]) -> P:
         return self.payload_model.model_validate(raw)
+
+    def output_of(self, subject_id: uuid.UUID, raw_payload: Mapping[str, Any]) -> tuple[StorageName, str] | None:
+        """The output blob of a job of this type (see ``output``), or None."""
+        return None if self.output is None else self.output(subject_id, self.parse_payload(raw_payload))
 
 
 class JobRegistry:

@@ -89,9 +89,20 @@ class JobStatusView(ApiModel):
     progress_message: str | None = None
     outcome: Problem | None = None
     completed_at: UtcDatetime | None = None
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # the summary; the full output is at resultUrl
+    result_url: str | None = None  # once Completed: GET it for the job's output
     history: list[HistoryItem] | None = None  # with ?history=true: oldest first, bounded (docs/api.md)
     history_omitted: int | None = None  # with ?history=true: entries dropped at the bound, after the first
+
+
+class JobResult(ApiModel):
+    """``GET /api/jobs/{jobId}/result``: a Completed job's output (the analysis, the e-mail's metadata,
+    or for a job type without an output blob, its result summary)."""
+
+    job_id: uuid.UUID
+    job_type: str
+    completed_at: UtcDatetime
+    result: dict[str, Any]
 
 
 class JobList(ApiModel):

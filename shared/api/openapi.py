@@ -14,7 +14,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api.models import Accepted, AnalysisRequest, Health, JobList, JobStatusView, Problem, SubmitRequest
+from shared.api.models import (
+    Accepted,
+    AnalysisRequest,
+    Health,
+    JobList,
+    JobResult,
+    JobStatusView,
+    Problem,
+    SubmitRequest,
+)
 from shared.domain.errors import ErrorCode
 
 E = ErrorCode
@@ -36,7 +45,7 @@ class OperationSpec:
     path: str
     operation_id: str
     summary: str
-    success: dict[int, type[BaseModel]]
+    success: dict[int, type[BaseModel] | None]  # None: no body (a redirect)
     request: type[BaseModel] | None = None
     errors: tuple[ErrorCode, ...] = ()
     parameters: tuple[dict[str, Any], ...] = ()
@@ -59,10 +68,16 @@ OPERATIONS: tuple[OperationSpec, ...] = (
     OperationSpec("post", "/api/analysis/enqueue", "enqueueAnalysis", "Submit an ai-analyze job (seed endpoint)",
                   {202: Accepted}, AnalysisRequest, (*AUTH_ERRORS, *SUBMIT_ERRORS),
                   headers={202: ("Location", "Retry-After", "Idempotent-Replayed")}),
-    OperationSpec("get", "/api/jobs/{jobId}/status", "getJobStatus", "The job's status", {200: JobStatusView},
+    OperationSpec("get", "/api/jobs/{jobId}/status", "getJobStatus", "The job's status",
+                  {200: JobStatusView, 303: None},
                   errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND), parameters=(
-                      JOB_ID, _query("history", {"type": "boolean"}, "include the transition history")),
-                  headers={200: ("Retry-After", "Cache-Control")}),
+                      JOB_ID, _query("history", {"type": "boolean"}, "include the transition history"),
+                      _query("redirect", {"type": "boolean"},
+                             "once the job is Completed, answer 303 See Other to its result instead")),
+                  headers={200: ("Retry-After", "Cache-Control"), 303: ("Location", "Cache-Control")}),
+    OperationSpec("get", "/api/jobs/{jobId}/result", "getJobResult", "A Completed job's output",
+                  {200: JobResult}, errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND, E.JOB_NOT_COMPLETED, E.RESULT_NOT_FOUND),
+                  parameters=(JOB_ID,), headers={200: ("Cache-Control",)}),
     OperationSpec("post", "/api/jobs/{jobId}/cancel", "cancelJob", "Cancel a job",
                   {200: JobStatusView, 202: JobStatusView}, errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND,
                                                                     E.JOB_ALREADY_TERMINAL),
@@ -94,10 +109,13 @@ def documented_statuses(method: str, path: str) -> set[int]:
 def _responses(spec: OperationSpec) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, model in spec.success.items():
-        content = ({"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
-                   if model is not BaseModel else {"application/json": {"schema": {"type": "object"}}})
         headers = {h: HEADERS.get(h, {"schema": {"type": "string"}})
                    for h in (*spec.headers.get(status, ()), "x-correlation-id")}
+        if model is None:
+            responses[str(status)] = {"description": "See Other: the job's result is at Location", "headers": headers}
+            continue
+        content = ({"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+                   if model is not BaseModel else {"application/json": {"schema": {"type": "object"}}})
         responses[str(status)] = {"description": model.__doc__ or "OK", "content": content, "headers": headers}
     by_status: dict[int, list[str]] = {}
     for code in (*spec.errors, *ALWAYS):
@@ -125,8 +143,8 @@ def _operation(spec: OperationSpec) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [SubmitRequest, AnalysisRequest, Accepted, JobStatusView, JobList, Health,
-                                      Problem]
+    models: list[type[BaseModel]] = [SubmitRequest, AnalysisRequest, Accepted, JobStatusView, JobResult, JobList,
+                                      Health, Problem]
     _, schemas = models_json_schema([(m, "serialization") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

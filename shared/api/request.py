@@ -64,7 +64,8 @@ def problem_body(code: ErrorCode, detail: str | None = None) -> dict[str, Any]:
 
 def problem(error: JobsError, correlation_id: uuid.UUID) -> ApiResponse:
     status = error.code.status or 500
-    body = {**problem_body(error.code, error.detail), "status": status, "correlationId": str(correlation_id)}
+    body = {**error.extensions, **problem_body(error.code, error.detail), "status": status,
+            "correlationId": str(correlation_id)}
     if error.errors:
         body["errors"] = error.errors
     headers: dict[str, str] = {}

@@ -14,6 +14,7 @@ from shared.api.models import (
     Health,
     HistoryItem,
     JobList,
+    JobResult,
     JobStatusView,
     Problem,
     SubmitRequest,
@@ -27,6 +28,7 @@ from shared.domain.errors import ErrorCode, JobsError
 from shared.domain.principal import Principal
 from shared.domain.record import HistoryEntry, JobRecord
 from shared.engine.actions import cancel, list_jobs, redrive
+from shared.engine.results import read_output
 from shared.engine.submit import submit
 
 TRUE_VALUES = ("1", "true", "yes")
@@ -34,6 +36,10 @@ TRUE_VALUES = ("1", "true", "yes")
 
 def status_url(job_id: uuid.UUID) -> str:
     return f"/api/jobs/{job_id}/status"
+
+
+def result_url(job_id: uuid.UUID) -> str:
+    return f"/api/jobs/{job_id}/result"
 
 
 def retry_after(call: Call, record: JobRecord) -> dict[str, str]:
@@ -90,6 +96,7 @@ def status_view(record: JobRecord, *, with_history: bool = False) -> JobStatusVi
         cancel_requested=record.cancel_requested, percent_complete=record.progress_percent,
         progress_message=record.progress_message, outcome=outcome_problem(record),
         completed_at=record.terminal_at if record.is_terminal else None, result=record.result,
+        result_url=result_url(record.job_id) if record.status is JobStatus.COMPLETED else None,
         history=[_history_item(entry) for entry in record.history] if with_history else None,
         history_omitted=record.history_dropped if with_history else None,
     )
@@ -117,8 +124,26 @@ async def _visible_job(call: Call, action: access.Action) -> tuple[Principal, Jo
 
 async def job_status(call: Call) -> ApiResponse:
     _, record = await _visible_job(call, access.Action.READ)
-    wants_history = (call.request.params.get("history") or "").lower() in TRUE_VALUES
-    return status_response(call, record, with_history=wants_history)  # the history is on the record: one read
+    if record.status is JobStatus.COMPLETED and _flag(call, "redirect"):  # Asynchronous Request-Reply
+        return ApiResponse(303, None, {"Location": result_url(record.job_id), "Cache-Control": "no-store"})
+    return status_response(call, record, with_history=_flag(call, "history"))  # the history is on the record
+
+
+def _flag(call: Call, name: str) -> bool:
+    return (call.request.params.get(name) or "").lower() in TRUE_VALUES
+
+
+async def job_result(call: Call) -> ApiResponse:
+    """A Completed job's output, authorized exactly like its status."""
+    _, record = await _visible_job(call, access.Action.READ)
+    if record.status is not JobStatus.COMPLETED or record.terminal_at is None:
+        raise JobsError(ErrorCode.JOB_NOT_COMPLETED, f"the job is {record.status.value}; a result exists once it "
+                        "is Completed", extensions={"jobStatus": record.status.value,
+                                                    "statusUrl": status_url(record.job_id)})
+    output = await read_output(call.runtime, record)
+    body = JobResult(job_id=record.job_id, job_type=record.job_type, completed_at=record.terminal_at,
+                     result=output).body()
+    return ApiResponse(200, body, {"Cache-Control": "no-store"})
 
 
 async def cancel_job(call: Call) -> ApiResponse:

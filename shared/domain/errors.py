@@ -41,6 +41,8 @@ class ErrorCode(Enum):
     JOB_NOT_FOUND = ErrorSpec(404, "No such job.")
     JOB_ALREADY_TERMINAL = ErrorSpec(409, "The job has already finished; it cannot be cancelled.")
     JOB_NOT_RETRYABLE = ErrorSpec(409, "Only a Failed or Poisoned job can be re-driven.")
+    JOB_NOT_COMPLETED = ErrorSpec(409, "The job has not completed, so it has no result.")
+    RESULT_NOT_FOUND = ErrorSpec(404, "The job completed, but its output is no longer stored.")
     # Platform
     STORAGE_UNAVAILABLE = ErrorSpec(503, "Storage is unavailable; retry later.")
     INTERNAL_ERROR = ErrorSpec(500, "An unexpected error occurred.")
@@ -74,12 +76,14 @@ class JobsError(Exception):
     def __init__(
         self, code: ErrorCode, detail: str | None = None, *,
         errors: list[dict[str, str]] | None = None, retry_after: int | None = None,
+        extensions: dict[str, str] | None = None,
     ):
         super().__init__(detail or code.title)
         self.code = code
         self.detail = detail or code.title
         self.errors = errors or []
         self.retry_after = retry_after
+        self.extensions = extensions or {}  # extra members of the problem (RFC 9457 section 3.2)
 
 
 class PermanentJobError(Exception):

@@ -144,3 +144,29 @@ def test_api_errors_exit_1_with_code_and_correlation_id(devhost: dict[str, str])
     assert read_only.returncode == exit_codes.API_ERROR and read_only.stderr.startswith("AUTH_PERMISSION_MISSING: ")
     bad_payload = jobs(devhost, "submit", "--type", "doc-index", "--subject", str(uuid.uuid4()))
     assert bad_payload.returncode == exit_codes.API_ERROR and bad_payload.stderr.startswith("PAYLOAD_INVALID: ")
+
+
+def test_result_prints_an_analysis_and_writes_it_to_a_file(devhost: dict[str, str], tmp_path: Path) -> None:
+    subject = upload_document(devhost)
+    done = jobs(devhost, "analyze", "--document", str(subject), "--type", "keywords", "--wait", "--timeout", "60")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    job_id = done.stdout.split()[0]
+    printed = jobs(devhost, "result", job_id)
+    assert printed.returncode == 0, printed.stderr
+    analysis = json.loads(printed.stdout)  # the analysis JSON itself, as the handler wrote it
+    assert analysis["documentId"] == str(subject) and analysis["analysisType"] == "keywords"
+    assert {k["term"] for k in analysis["keywords"]} >= {"idempotent", "queues"}
+    target = tmp_path / "analysis.json"
+    written = jobs(devhost, "result", job_id, "-o", str(target))
+    assert written.returncode == 0 and json.loads(target.read_text()) == analysis
+    assert f"{job_id} result written to {target}" in written.stderr
+    wrapped = jobs_json(devhost, "result", job_id)
+    assert wrapped["jobId"] == job_id and wrapped["jobType"] == "ai-analyze" and wrapped["result"] == analysis
+
+
+def test_result_of_a_failed_job_is_409_not_completed(devhost: dict[str, str]) -> None:
+    job_id = submit_doc_index(devhost, uuid.uuid4())  # nothing uploaded: Failed
+    assert jobs(devhost, "wait", job_id, "--timeout", "60").returncode == exit_codes.FAILED
+    refused = jobs(devhost, "result", job_id)
+    assert refused.returncode == exit_codes.API_ERROR and refused.stderr.startswith("JOB_NOT_COMPLETED: ")
+    assert "Failed" in refused.stderr
