@@ -51,9 +51,15 @@ class JobsClient:
 
     def submit(
         self, job_type: str, subject_id: Id, payload: Mapping[str, Any], *, correlation_id: Id | None = None,
+        not_before: str | None = None, delay_seconds: int | None = None,
     ) -> Accepted:
-        """POST /api/jobs: 202 with the job id (``replayed`` when the same job already existed)."""
-        body = {"jobType": job_type, "subjectId": str(subject_id), "payload": dict(payload)}
+        """POST /api/jobs: 202 with the job id (``replayed`` when the same job already existed).
+        ``not_before`` (RFC 3339) or ``delay_seconds`` schedules it, at most 7 days ahead."""
+        body: dict[str, Any] = {"jobType": job_type, "subjectId": str(subject_id), "payload": dict(payload)}
+        if not_before is not None:
+            body["notBefore"] = not_before
+        if delay_seconds is not None:
+            body["delaySeconds"] = delay_seconds
         return _accepted(self._request("POST", "/jobs", body=body, correlation_id=correlation_id))
 
     def enqueue_analysis(self, document_id: Id, type: str, *, correlation_id: Id | None = None) -> Accepted:

@@ -81,6 +81,16 @@ def guid(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a GUID: {text!r}") from None
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -157,6 +167,10 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     submit.add_argument("--subject", required=True, type=guid, help="subject id (GUID)")
     submit.add_argument("--payload", type=json_object, default={}, metavar="JSON",
                         help="job payload: a JSON object, @file or @- (default {})")
+    when = submit.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=non_negative_int, metavar="SECONDS", help="run it no sooner than this from now")
+    when.add_argument("--not-before", metavar="TIME", help="run it no sooner than this RFC 3339 time "
+                      "(e.g. 2026-12-24T18:00:00Z); at most 7 days ahead")
     _wait_options(submit, flag=True)
     analyze = command("analyze", "enqueue an ai-analyze job for a document")
     analyze.add_argument("--document", required=True, type=guid, help="document id (GUID)")

@@ -69,7 +69,8 @@ def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argpa
 
 
 def submit(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
-    accepted = client.submit(args.type, args.subject, args.payload, correlation_id=args.correlation_id)
+    accepted = client.submit(args.type, args.subject, args.payload, correlation_id=args.correlation_id,
+                             not_before=args.not_before, delay_seconds=args.delay)
     return _accepted(client, accepted, args, io)
 
 

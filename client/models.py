@@ -105,6 +105,8 @@ class JobStatus(ApiModel):
     progress_message: str | None = None
     outcome: Outcome | None = None
     result: dict[str, Any] | None = None
+    result_url: str | None = None  # once Completed: where the full output is (JobsClient.result)
+    not_before: datetime | None = None  # while Queued: it runs at or after this (a schedule or a retry's backoff)
     history: list[HistoryEntry] | None = None
     history_omitted: int | None = None  # entries the server dropped at its history bound (after the first)
     retry_after: float | None = None  # from the Retry-After header, present while not terminal

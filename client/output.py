@@ -68,6 +68,7 @@ def status_details(status: JobStatus) -> list[str]:
         ("cancel", "requested" if status.cancel_requested else None),
         ("attempt", f"{status.attempt}/{status.max_attempts}" if status.attempt is not None else None),
         ("run", status.run), ("created", _when(status.created_at)), ("updated", _when(status.last_updated_at)),
+        ("not before", _when(status.not_before) if status.status == "Queued" else None),
         ("completed", _when(status.completed_at)), ("outcome", outcome_text(status) or None),
         ("result", json.dumps(status.result) if status.result is not None else None),
         ("correlation", status.correlation_id), ("key", status.idempotency_key),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from shared.domain.contract import JobStatus, UtcDatetime
@@ -23,11 +23,20 @@ class ApiModel(BaseModel):
 
 
 class SubmitRequest(ApiModel):
-    """Body of ``POST /api/jobs``. The idempotency key is derived by the server, never sent."""
+    """Body of ``POST /api/jobs``. The idempotency key is derived by the server, never sent.
+    ``notBefore`` (RFC 3339) or ``delaySeconds`` schedules the job: at most 7 days ahead."""
 
     job_type: str = Field(min_length=1, max_length=64, examples=["doc-index"])
     subject_id: uuid.UUID
     payload: dict[str, Any] = Field(examples=[{"rowVersion": 1, "action": "index"}])
+    not_before: AwareDatetime | None = Field(None, examples=["2026-12-24T18:00:00Z"])
+    delay_seconds: int | None = Field(None, ge=0, le=2**31)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> SubmitRequest:
+        if self.not_before is not None and self.delay_seconds is not None:
+            raise ValueError("give notBefore or delaySeconds, not both")
+        return self
 
 
 class AnalysisRequest(ApiModel):
@@ -91,6 +100,7 @@ class JobStatusView(ApiModel):
     completed_at: UtcDatetime | None = None
     result: dict[str, Any] | None = None  # the summary; the full output is at resultUrl
     result_url: str | None = None  # once Completed: GET it for the job's output
+    not_before: UtcDatetime | None = None  # while Queued: the job runs at or after this (a schedule, a retry's backoff)
     history: list[HistoryItem] | None = None  # with ?history=true: oldest first, bounded (docs/api.md)
     history_omitted: int | None = None  # with ?history=true: entries dropped at the bound, after the first
 

@@ -7,6 +7,7 @@ job system and shapes the answer with the models in shared/api/models.py.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from shared.api.models import (
     Accepted,
@@ -63,7 +64,10 @@ def accepted(call: Call, record: JobRecord, *, replayed: bool = False) -> ApiRes
 async def submit_job(call: Call) -> ApiResponse:
     principal = await authenticate(call, access.Action.SUBMIT)
     request = read_json(call, SubmitRequest)
-    command = SubmitJob(request.job_type, request.subject_id, request.payload)
+    not_before = request.not_before
+    if request.delay_seconds is not None:
+        not_before = call.runtime.clock() + timedelta(seconds=request.delay_seconds)
+    command = SubmitJob(request.job_type, request.subject_id, request.payload, not_before)
     submission = await submit(call.runtime, principal, command, call.correlation_id)
     return accepted(call, submission.record, replayed=submission.replayed)
 
@@ -97,6 +101,7 @@ def status_view(record: JobRecord, *, with_history: bool = False) -> JobStatusVi
         progress_message=record.progress_message, outcome=outcome_problem(record),
         completed_at=record.terminal_at if record.is_terminal else None, result=record.result,
         result_url=result_url(record.job_id) if record.status is JobStatus.COMPLETED else None,
+        not_before=record.visible_at if record.status is JobStatus.QUEUED else None,
         history=[_history_item(entry) for entry in record.history] if with_history else None,
         history_omitted=record.history_dropped if with_history else None,
     )

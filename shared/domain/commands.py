@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.domain.contract import JobStatus
@@ -16,6 +17,7 @@ class SubmitJob:
     job_type: str
     subject_id: uuid.UUID
     payload: dict[str, Any]
+    not_before: datetime | None = None  # scheduled: its message stays invisible until then (at most 7 days ahead)
 
 
 @dataclass(frozen=True)

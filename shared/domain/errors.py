@@ -33,6 +33,7 @@ class ErrorCode(Enum):
     UNSUPPORTED_MEDIA_TYPE = ErrorSpec(415, "Only application/json request bodies are accepted.")
     METHOD_NOT_ALLOWED = ErrorSpec(405, "The method is not allowed on this resource.")
     IDEMPOTENCY_KEY_REUSED = ErrorSpec(422, "A job with the same idempotency key exists with another payload.")
+    SCHEDULE_TOO_FAR = ErrorSpec(400, "The job is scheduled more than 7 days ahead (the queue's longest delay).")
     QUOTA_EXCEEDED = ErrorSpec(429, "Too many of the caller's jobs are in flight; retry after some finish.")
     # Authentication and authorization
     AUTH_TOKEN_MISSING = ErrorSpec(401, "A bearer token is required.")

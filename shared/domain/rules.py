@@ -80,11 +80,18 @@ def what_next(record: JobRecord) -> Next:
     return Next.RUN
 
 
+# A message may arrive this much before the job's visibleAt and still run it: the queue's delays are whole
+# seconds rounded up, and hosts' clocks differ a little. Earlier copies (a duplicate of a scheduled job's
+# message) are acknowledged without work.
+EARLY_TOLERANCE = timedelta(seconds=5)
+
+
 class Delivery(Enum):
     CLAIM = auto()
     TERMINAL = auto()  # already finished: re-send the outcome, acknowledge
     OWNED = auto()  # another worker holds a live lease: acknowledge
     STALE = auto()  # an older attempt's message: acknowledge
+    EARLY = auto()  # a copy that came before the job is due (scheduled, backing off): acknowledge
     CANCEL = auto()  # cancel was requested before it ran
     EXHAUSTED = auto()  # no attempt left: poison
 
@@ -97,11 +104,21 @@ def decide_delivery(record: JobRecord, contract: JobContract, now: datetime) -> 
     step = what_next(record)
     if step is Next.CANCEL:
         return Delivery.CANCEL
-    if record.status is JobStatus.QUEUED and contract.attempt <= record.attempt:
+    if record.status is JobStatus.QUEUED:
+        not_due = _queued_message_not_due(record, contract, now)
+        if not_due is not None:
+            return not_due
+    return Delivery.EXHAUSTED if step is Next.POISON else Delivery.CLAIM
+
+
+def _queued_message_not_due(record: JobRecord, contract: JobContract, now: datetime) -> Delivery | None:
+    """A message for a Queued job that must not run it: an older attempt's, or one that came early
+    (the job's own message, timed for visibleAt, is still on the queue)."""
+    if contract.attempt <= record.attempt:
         return Delivery.STALE
-    if step is Next.POISON:
-        return Delivery.EXHAUSTED
-    return Delivery.CLAIM
+    if record.visible_at > now + EARLY_TOLERANCE:
+        return Delivery.EARLY
+    return None
 
 
 def delivery_transition(delivery: Delivery, record: JobRecord, now: datetime, *, owner: str,

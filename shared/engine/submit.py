@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,7 +44,7 @@ from shared.domain.rules import Origin
 from shared.engine.runtime import Runtime
 from shared.handlers import JobType, Payload
 from shared.observability.traces import current_traceparent
-from shared.store.queues import QUEUE_MESSAGE_LIMIT, encoded_size
+from shared.store.queues import MAX_VISIBILITY_DELAY, QUEUE_MESSAGE_LIMIT, encoded_size
 from shared.store.status_table import JobAlreadyExists
 
 QUOTA_RETRY_AFTER_SECONDS = 30
@@ -75,17 +76,29 @@ def new_record(runtime: Runtime, principal: Principal, command: SubmitJob, corre
     tenant_id = uuid.UUID(principal.tenant_id)
     key = job_type.key_for(command.subject_id, payload_model)
     now = runtime.clock()
+    visible_at = scheduled_time(command, now)
     record = JobRecord(
         job_id=job_id_for(tenant_id, job_type.name, key), tenant_id=tenant_id, job_type=job_type.name,
         subject_id=command.subject_id, correlation_id=correlation_id, idempotency_key=key,
         max_attempts=job_type.max_attempts, payload=payload,
         payload_fingerprint=payload_fingerprint(command.subject_id, payload), created_at=now,
-        status=JobStatus.QUEUED, updated_at=now, visible_at=now, submitters=(principal.key,),
+        status=JobStatus.QUEUED, updated_at=now, visible_at=visible_at, submitters=(principal.key,),
         trace_parent=current_traceparent(),
     )
     if encoded_size(record.next_contract().to_json()) > QUEUE_MESSAGE_LIMIT:
         raise JobsError(ErrorCode.PAYLOAD_TOO_LARGE, "the job message would exceed the 64 KiB queue limit")
     return record
+
+
+def scheduled_time(command: SubmitJob, now: datetime) -> datetime:
+    """When a submitted job may first run: now, or its ``notBefore`` (a time in the past means now).
+    At most 7 days ahead, the queue's longest visibility delay; further is SCHEDULE_TOO_FAR."""
+    if command.not_before is None or command.not_before <= now:
+        return now
+    if (command.not_before - now).total_seconds() > MAX_VISIBILITY_DELAY:
+        raise JobsError(ErrorCode.SCHEDULE_TOO_FAR, f"notBefore is more than {MAX_VISIBILITY_DELAY // 86400} days "
+                        "ahead; submit it later")
+    return command.not_before.astimezone(UTC)
 
 
 async def submit(runtime: Runtime, principal: Principal, command: SubmitJob, correlation_id: uuid.UUID) -> Submission:

@@ -29,9 +29,11 @@ class JobQueues:
         self.outcomes: QueueClient = clients.queue(outcomes)
 
     async def send_job(self, contract: JobContract, delay_seconds: float = 0) -> None:
-        """Enqueue a contract; ``delay_seconds`` keeps it invisible that long (retry backoff)."""
+        """Enqueue a contract; ``delay_seconds`` keeps it invisible that long (a schedule, a retry's backoff).
+        Job messages never expire (time-to-live -1): the default 7 days would drop a job scheduled 7 days
+        ahead the moment it became visible, and a job message must never vanish on its own."""
         delay = min(MAX_VISIBILITY_DELAY, max(0, math.ceil(delay_seconds)))
-        await self.jobs.send_message(contract.to_json(), visibility_timeout=delay or None)
+        await self.jobs.send_message(contract.to_json(), visibility_timeout=delay or None, time_to_live=-1)
 
     async def send_poison(self, body: str) -> None:
         """Hand a message to the poison function (the same path the host uses after maxDequeueCount)."""

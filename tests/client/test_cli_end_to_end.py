@@ -170,3 +170,17 @@ def test_result_of_a_failed_job_is_409_not_completed(devhost: dict[str, str]) ->
     refused = jobs(devhost, "result", job_id)
     assert refused.returncode == exit_codes.API_ERROR and refused.stderr.startswith("JOB_NOT_COMPLETED: ")
     assert "Failed" in refused.stderr
+
+
+def test_a_delayed_submission_runs_no_sooner_than_asked(devhost: dict[str, str]) -> None:
+    subject = upload_document(devhost)
+    accepted = jobs_json(devhost, "submit", "--type", "doc-index", "--subject", str(subject),
+                         "--payload", '{"rowVersion": 1, "action": "index"}', "--delay", "3")
+    queued = jobs_json(devhost, "status", accepted["jobId"])
+    assert queued["status"] == "Queued" and queued["notBefore"] > queued["createdAt"]
+    shown = jobs(devhost, "status", accepted["jobId"])
+    assert "not before" in shown.stdout
+    assert jobs(devhost, "wait", accepted["jobId"], "--timeout", "60").returncode == 0
+    history = jobs_json(devhost, "status", accepted["jobId"], "--history")["history"]
+    claimed = next(entry for entry in history if entry["reason"] == "Claimed")
+    assert claimed["at"] >= queued["notBefore"]  # UTC ISO 8601 with Z: ordered as strings

@@ -48,6 +48,8 @@ DELIVERIES: list[tuple[str, JobRecord, int, Delivery]] = [
     ("queued, cancel requested", record(Q, cancel_requested=True), 1, Delivery.CANCEL),
     ("queued stale message, cancel requested", record(Q, attempt=1, cancel_requested=True), 1, Delivery.CANCEL),
     ("queued, no attempt left", record(Q, attempt=3), 4, Delivery.EXHAUSTED),
+    ("queued, scheduled later: a copy came early", record(Q, visible_at=NOW + timedelta(minutes=5)), 1, Delivery.EARLY),
+    ("queued, due within the tolerance", record(Q, visible_at=NOW + timedelta(seconds=4)), 1, Delivery.CLAIM),
     *[(f"{s.value}: acknowledge, re-send its outcome", record(s), 1, Delivery.TERMINAL) for s in (C, F, P, X)],
 ]
 
