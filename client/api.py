@@ -25,6 +25,7 @@ TokenProvider = Callable[[], str]
 """Returns a bearer token (without the ``Bearer`` prefix); called before every authenticated request."""
 
 USER_AGENT = "jobs-client/0.1"
+LONG_POLL_SECONDS = 5
 Id = str | uuid.UUID
 
 
@@ -46,6 +47,9 @@ class JobsClient:
         self.poll_policy = poll_policy or PollPolicy()
         self._sleep = sleep
         self._clock = clock
+        # How long each status poll of ``wait`` asks the server to hold it (waitSeconds): long enough to see
+        # a job end that is due, short enough to cost the server at most 10 reads per poll; inside the timeout.
+        self.long_poll_seconds = max(0, min(LONG_POLL_SECONDS, int(timeout) - 5))
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -67,9 +71,12 @@ class JobsClient:
         body = {"documentId": str(document_id), "type": type}
         return _accepted(self._request("POST", "/analysis/enqueue", body=body, correlation_id=correlation_id))
 
-    def status(self, job_id: Id, *, history: bool = False, correlation_id: Id | None = None) -> JobStatus:
-        """GET /api/jobs/{id}/status (``history`` adds the transitions)."""
-        query = {"history": "true"} if history else None
+    def status(self, job_id: Id, *, history: bool = False, correlation_id: Id | None = None,
+               wait_seconds: int | None = None) -> JobStatus:
+        """GET /api/jobs/{id}/status (``history`` adds the transitions; ``wait_seconds`` up to 30: the server
+        answers when the job changes or after that long, and ``.waited`` says it did)."""
+        query = {"history": "true" if history else None,
+                 "waitSeconds": None if wait_seconds is None else str(wait_seconds)}
         response = self._request("GET", f"/jobs/{_segment(job_id)}/status", query=query, correlation_id=correlation_id)
         return _status(response)
 
@@ -86,9 +93,20 @@ class JobsClient:
 
         Right after ``submit`` / ``retry`` pass ``first_delay=accepted.retry_after``: the first poll then
         comes when the job is likely done instead of at once (when it is certainly still Queued).
+        Between polls it sleeps the server's Retry-After (when the job is likely done); each poll then
+        long-polls for up to ``long_poll_seconds`` (5), so a job that ends around then is seen the moment
+        it ends, at a cost to the server of at most 10 reads per poll.
         """
+        deadline = None if timeout is None else self._clock() + timeout
+
+        def fetch() -> JobStatus:
+            wait = self.long_poll_seconds
+            if deadline is not None:
+                wait = max(0, min(wait, int(deadline - self._clock())))
+            return self.status(job_id, correlation_id=correlation_id, wait_seconds=wait or None)
+
         return wait_for_terminal(
-            str(job_id), lambda: self.status(job_id, correlation_id=correlation_id), timeout=timeout,
+            str(job_id), fetch, timeout=timeout,
             on_update=on_update, policy=self.poll_policy, sleep=sleep or self._sleep, clock=self._clock,
             first_delay=first_delay,
         )
@@ -219,12 +237,14 @@ def _accepted(response: HttpResponse) -> Accepted:
 
 
 def _status(response: HttpResponse) -> JobStatus:
-    return _parse_status(_object(response), response, parse_retry_after(response.header("retry-after")))
+    waited = (response.header("preference-applied") or "").startswith("wait=")
+    return _parse_status(_object(response), response, parse_retry_after(response.header("retry-after")), waited)
 
 
-def _parse_status(body: dict[str, Any], response: HttpResponse, retry_after: float | None = None) -> JobStatus:
+def _parse_status(body: dict[str, Any], response: HttpResponse, retry_after: float | None = None,
+                  waited: bool = False) -> JobStatus:
     try:
-        return JobStatus.from_json(body, retryAfter=retry_after)
+        return JobStatus.from_json(body, retryAfter=retry_after, waited=waited)
     except ValidationError as error:
         raise _invalid(response, f"unexpected status body: {error.error_count()} problem(s)") from error
 

@@ -110,6 +110,7 @@ class JobStatus(ApiModel):
     history: list[HistoryEntry] | None = None
     history_omitted: int | None = None  # entries the server dropped at its history bound (after the first)
     retry_after: float | None = None  # from the Retry-After header, present while not terminal
+    waited: bool = False  # the server held the request until the job changed (waitSeconds; Preference-Applied)
 
     @property
     def is_terminal(self) -> bool:

@@ -258,6 +258,11 @@ param maxInflightPerPrincipal int = 100
 @description('JOBS_LIST_MAX_PAGE_SIZE: largest page GET /api/jobs returns (larger requests are clamped).')
 param listMaxPageSize int = 100
 
+@minValue(0)
+@maxValue(10000)
+@description('JOBS_STATUS_MAX_WAITERS: long-polling status requests (waitSeconds) one instance holds at once.')
+param statusMaxWaiters int = 100
+
 @description('JOBS_STORAGE_USE_ENV_PROXY: storage calls honour HTTP(S)_PROXY, NO_PROXY and .netrc (for a host behind a proxy). Off: no lookups per request.')
 param storageUseEnvProxy bool = false
 
@@ -318,6 +323,7 @@ var jobsAppSettings = {
   JOBS_DEFER_LIMIT_SECONDS: string(deferLimitSeconds)
   JOBS_MAX_INFLIGHT_PER_PRINCIPAL: string(maxInflightPerPrincipal)
   JOBS_LIST_MAX_PAGE_SIZE: string(listMaxPageSize)
+  JOBS_STATUS_MAX_WAITERS: string(statusMaxWaiters)
   JOBS_STORAGE_USE_ENV_PROXY: string(storageUseEnvProxy)
   JOBS_STORAGE_POOL_SIZE: storagePoolSize
 }

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     defer_limit_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     max_inflight_per_principal: int = Field(100, ge=1)
     list_max_page_size: int = Field(100, ge=1, le=1000)
+    status_max_waiters: int = Field(100, ge=0, le=10_000)  # long-polling status requests per instance
     # Storage transport (shared/store/transport.py). Proxy variables and ~/.netrc are ignored unless
     # this is set: honouring them costs a thread hop per request. No value: the pool is sized from
     # host.json's concurrency.

@@ -69,12 +69,15 @@ OPERATIONS: tuple[OperationSpec, ...] = (
                   {202: Accepted}, AnalysisRequest, (*AUTH_ERRORS, *SUBMIT_ERRORS),
                   headers={202: ("Location", "Retry-After", "Idempotent-Replayed")}),
     OperationSpec("get", "/api/jobs/{jobId}/status", "getJobStatus", "The job's status",
-                  {200: JobStatusView, 303: None},
-                  errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND), parameters=(
+                  {200: JobStatusView, 303: None}, parameters=(
                       JOB_ID, _query("history", {"type": "boolean"}, "include the transition history"),
                       _query("redirect", {"type": "boolean"},
-                             "once the job is Completed, answer 303 See Other to its result instead")),
-                  headers={200: ("Retry-After", "Cache-Control"), 303: ("Location", "Cache-Control")}),
+                             "once the job is Completed, answer 303 See Other to its result instead"),
+                      _query("waitSeconds", {"type": "integer", "minimum": 0, "maximum": 30},
+                             "long polling: answer as soon as the job changes, or after this many seconds")),
+                  errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND, E.REQUEST_INVALID),
+                  headers={200: ("Retry-After", "Cache-Control", "Preference-Applied"),
+                           303: ("Location", "Cache-Control")}),
     OperationSpec("get", "/api/jobs/{jobId}/result", "getJobResult", "A Completed job's output",
                   {200: JobResult}, errors=(*AUTH_ERRORS, E.JOB_NOT_FOUND, E.JOB_NOT_COMPLETED, E.RESULT_NOT_FOUND),
                   parameters=(JOB_ID,), headers={200: ("Cache-Control",)}),
@@ -92,6 +95,11 @@ OPERATIONS: tuple[OperationSpec, ...] = (
 )
 
 HEADERS: dict[str, dict[str, Any]] = {
+    "Preference-Applied": {
+        "schema": {"type": "string", "examples": ["wait=20"]},
+        "description": "Present when the request's waitSeconds was honoured (the answer came when the job "
+                       "changed or the time was up); absent when it was answered at once.",
+    },
     "Retry-After": {
         "schema": {"type": "integer", "minimum": 1},
         "description": "Seconds until the job is likely further along, while it is not terminal: from its job "

@@ -31,6 +31,7 @@ from shared.domain.record import HistoryEntry, JobRecord
 from shared.engine.actions import cancel, list_jobs, redrive
 from shared.engine.results import read_output
 from shared.engine.submit import submit
+from shared.engine.watch import MAX_WAIT_SECONDS
 
 TRUE_VALUES = ("1", "true", "yes")
 
@@ -129,9 +130,26 @@ async def _visible_job(call: Call, action: access.Action) -> tuple[Principal, Jo
 
 async def job_status(call: Call) -> ApiResponse:
     _, record = await _visible_job(call, access.Action.READ)
+    wait = _wait_seconds(call)
+    watched = await call.runtime.watchers.until_changed(call.runtime.store, record, wait) if wait else None
+    if watched is not None:
+        record = watched.record
     if record.status is JobStatus.COMPLETED and _flag(call, "redirect"):  # Asynchronous Request-Reply
         return ApiResponse(303, None, {"Location": result_url(record.job_id), "Cache-Control": "no-store"})
-    return status_response(call, record, with_history=_flag(call, "history"))  # the history is on the record
+    response = status_response(call, record, with_history=_flag(call, "history"))  # history: on the record
+    if watched is not None and watched.waited:
+        response.headers["Preference-Applied"] = f"wait={wait}"  # RFC 7240's name for "I waited"
+    return response
+
+
+def _wait_seconds(call: Call) -> int:
+    text = call.request.params.get("waitSeconds")
+    if text is None:
+        return 0
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_WAIT_SECONDS:
+        raise JobsError(ErrorCode.REQUEST_INVALID, errors=[
+            {"field": "waitSeconds", "message": f"a whole number of seconds, 0 to {MAX_WAIT_SECONDS}"}])
+    return int(text)
 
 
 def _flag(call: Call, name: str) -> bool:

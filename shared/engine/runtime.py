@@ -23,6 +23,7 @@ from azure.data.tables.aio import TableClient
 from shared.config import Settings, StorageName, load_settings
 from shared.domain.contract import utc_now
 from shared.engine.lifecycle import Lifecycle
+from shared.engine.watch import Watchers
 from shared.handlers import JobRegistry
 from shared.store.clients import StorageClients, TransportFactory
 from shared.store.job_list import JobIndex
@@ -43,6 +44,7 @@ class Runtime:
     queues: JobQueues = field(init=False)
     index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
     lifecycle: Lifecycle = field(init=False)
+    watchers: Watchers = field(init=False, repr=False)  # long-polling status requests of this process
     # The HTTP routes' wiring: the same, over the API path's clients (``clients.api``: fast 503s).
     # Worker, poison and maintenance use this runtime's own ``clients`` (the background path).
     api: Runtime = field(init=False, repr=False)
@@ -55,6 +57,7 @@ class Runtime:
             self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
         )
         self.lifecycle = Lifecycle(self.store, self.queues, self.index, self.clock)
+        self.watchers = Watchers(self.settings.status_max_waiters)
         self._tables = {n.setting: self.clients.table(self.settings.name_of(n)) for n in self.registry.tables()}
         self.api = self if self.clients.api is self.clients else Runtime(
             self.settings, self.registry, self.clients.api, self.clock)

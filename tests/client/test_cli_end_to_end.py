@@ -175,11 +175,11 @@ def test_result_of_a_failed_job_is_409_not_completed(devhost: dict[str, str]) ->
 def test_a_delayed_submission_runs_no_sooner_than_asked(devhost: dict[str, str]) -> None:
     subject = upload_document(devhost)
     accepted = jobs_json(devhost, "submit", "--type", "doc-index", "--subject", str(subject),
-                         "--payload", '{"rowVersion": 1, "action": "index"}', "--delay", "3")
-    queued = jobs_json(devhost, "status", accepted["jobId"])
-    assert queued["status"] == "Queued" and queued["notBefore"] > queued["createdAt"]
+                         "--payload", '{"rowVersion": 1, "action": "index"}', "--delay", "8")
     shown = jobs(devhost, "status", accepted["jobId"])
     assert "not before" in shown.stdout
+    queued = jobs_json(devhost, "status", accepted["jobId"])
+    assert queued["status"] == "Queued" and queued["notBefore"] > queued["createdAt"]
     assert jobs(devhost, "wait", accepted["jobId"], "--timeout", "60").returncode == 0
     history = jobs_json(devhost, "status", accepted["jobId"], "--history")["history"]
     claimed = next(entry for entry in history if entry["reason"] == "Claimed")

@@ -187,3 +187,17 @@ def test_a_job_that_overruns_its_type_is_polled_less_and_less_often() -> None:
     requests, ended = simulated_wait(10.0, 1.0)  # a 1 s type that took 10 s
     # Polls at 2, 3, 4, 6, 9 and 13 s: each pause half the time the job is overdue (it ended at 10.3 s).
     assert (requests, ended) == (6, 13.0)
+
+
+def test_each_poll_of_a_wait_long_polls_within_the_http_timeout_and_the_deadline(fake_api: FakeApi) -> None:
+    held = {"Retry-After": "10", "Preference-Applied": "wait=5"}
+    fake_api.add("GET", STATUS, 200, status_body("Running"), headers=held)
+    fake_api.add("GET", STATUS, 200, status_body("Completed"), headers={"Preference-Applied": "wait=3"})
+    fake = FakeTime()
+    client = JobsClient(fake_api.url, StaticTokenProvider("t"), timeout=30, sleep=fake.sleep, clock=fake.clock)
+    final = client.wait(JOB_ID, timeout=13)
+    assert final.status == "Completed"
+    asked = [seen.query.get("waitSeconds") for seen in fake_api.seen("GET", STATUS)]
+    assert asked == [["5"], ["3"]]  # 5 s (the long poll), then only what is left of the 13 s deadline
+    assert fake.sleeps == [10]  # a held answer is still paced by Retry-After
+    assert JobsClient(fake_api.url, StaticTokenProvider("t"), timeout=8).long_poll_seconds == 3  # inside the timeout

@@ -109,3 +109,32 @@ def test_devhost_stops_within_5_seconds_and_closes_the_apps_storage_clients(
     assert time.monotonic() - began < 5  # devhost_process sends SIGTERM and waits for the exit
     log = (tmp_path / "devhost.log").read_text()
     assert "Unclosed client session" not in log and "Unclosed connector" not in log, log[-2000:]
+
+
+def test_a_scheduled_job_long_polled_to_its_result_over_http(devhost: dict[str, str]) -> None:
+    """Scheduling, waiting without polling and the result, with a real token through devhost."""
+    base, storage = devhost["BASE_URL"], devhost["AzureWebJobsStorage"]
+    token = _token(devhost, "Jobs.Submit", "Jobs.Read")
+    subject = uuid.uuid4()
+    container = BlobServiceClient.from_connection_string(storage).get_container_client(
+        devhost["JOBS_MAIL_CONTAINER"])
+    if not container.exists():
+        container.create_container()
+    container.upload_blob(f"{TENANT}/{subject}.eml", b"Message-ID: <m1@example.com>\r\nFrom: a@example.com\r\n"
+                          b"To: b@example.com\r\nSubject: hello\r\n\r\nbody\r\n")
+    status, _, body = _http("POST", f"{base}/api/jobs", token, {
+        "jobType": "email-process", "subjectId": str(subject), "payload": {"messageId": "m1@example.com"},
+        "delaySeconds": 2})
+    assert status == 202 and body["status"] == "Queued", body
+    url = f"{base}{body['statusUrl']}"
+    state: dict[str, Any] = {"status": "Queued"}
+    headers: dict[str, str] = {}
+    for _ in range(10):  # each answer comes when the job changes (or after 10 s)
+        status, headers, state = _http("GET", f"{url}?waitSeconds=10", token)
+        assert status == 200 and headers.get("Preference-Applied") == "wait=10", (headers, state)
+        if state["status"] == "Completed":
+            break
+    assert state["status"] == "Completed" and state["resultUrl"] == f"/api/jobs/{body['jobId']}/result"
+    status, _, result = _http("GET", f"{url}?redirect=true", token)  # urllib follows the 303 to the result
+    assert status == 200 and result["jobId"] == body["jobId"], result
+    assert result["result"]["subject"] == "hello" and result["result"]["messageId"] == "m1@example.com"
