@@ -29,6 +29,13 @@ async def jobs(req: func.HttpRequest) -> func.HttpResponse:
     return await serve(req, runtime, POST=http_api.submit_job, GET=http_api.list_jobs_op)
 
 
+@app.function_name("submit_jobs_batch")
+@app.route(route="jobs/batch")
+async def submit_jobs_batch(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/jobs/batch: up to 100 submissions, 207 with one answer per item."""
+    return await serve(req, runtime, POST=http_api.submit_jobs_batch)
+
+
 @app.function_name("enqueue_analysis")
 @app.route(route="analysis/enqueue")
 async def enqueue_analysis(req: func.HttpRequest) -> func.HttpResponse:

@@ -66,6 +66,12 @@ class JobsClient:
             body["delaySeconds"] = delay_seconds
         return _accepted(self._request("POST", "/jobs", body=body, correlation_id=correlation_id))
 
+    def submit_batch(self, jobs: list[Mapping[str, Any]], *, correlation_id: Id | None = None) -> dict[str, Any]:
+        """POST /api/jobs/batch: up to 100 submissions (``{jobType, subjectId, payload[, notBefore |
+        delaySeconds]}`` each); the 207 body: ``items`` (one answer per submission, in order) and counts."""
+        return _object(self._request("POST", "/jobs/batch", body={"jobs": [dict(j) for j in jobs]},
+                                     correlation_id=correlation_id))
+
     def enqueue_analysis(self, document_id: Id, type: str, *, correlation_id: Id | None = None) -> Accepted:
         """POST /api/analysis/enqueue: an ``ai-analyze`` job for a document."""
         body = {"documentId": str(document_id), "type": type}

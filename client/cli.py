@@ -163,8 +163,10 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         return sub
 
     submit = command("submit", "submit a job (202: its id; a duplicate answers with the same id)")
-    submit.add_argument("--type", required=True, help="job type, e.g. doc-index")
-    submit.add_argument("--subject", required=True, type=guid, help="subject id (GUID)")
+    submit.add_argument("--type", help="job type, e.g. doc-index (required unless --from-file)")
+    submit.add_argument("--subject", type=guid, help="subject id (GUID; required unless --from-file)")
+    submit.add_argument("--from-file", metavar="FILE", help="JSON Lines, one submission per line "
+                        '({"jobType", "subjectId", "payload"}), sent in batches of 100; - for standard input')
     submit.add_argument("--payload", type=json_object, default={}, metavar="JSON",
                         help="job payload: a JSON object, @file or @- (default {})")
     when = submit.add_mutually_exclusive_group()

@@ -4,7 +4,9 @@ prints its result and returns the exit code (errors propagate to client.cli, whi
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, TextIO
 
 from client import exit_codes, output
 from client.api import JobsClient
-from client.errors import WaitTimeoutError
+from client.errors import ConfigurationError, WaitTimeoutError
 from client.models import Accepted, JobStatus
 from client.progress import Progress
 
@@ -69,9 +71,56 @@ def wait_for(client: JobsClient, job_id: str, timeout: float | None, args: argpa
 
 
 def submit(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    if args.from_file is not None:
+        return submit_from_file(client, args, io)
+    if args.type is None or args.subject is None:
+        raise ConfigurationError("submit needs --type and --subject (or --from-file FILE)")
     accepted = client.submit(args.type, args.subject, args.payload, correlation_id=args.correlation_id,
                              not_before=args.not_before, delay_seconds=args.delay)
     return _accepted(client, accepted, args, io)
+
+
+BATCH_SIZE = 100
+
+
+def submit_from_file(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    """Each line of a JSON Lines file is one submission; sent in batches of 100. One line printed per
+    submission: ``<line> <jobId> <status>[ (replayed)]`` or ``<line> <CODE>: <detail>``; exit 1 if any was refused."""
+    lines = _read_lines(args.from_file)
+    refused = 0
+    for start in range(0, len(lines), BATCH_SIZE):
+        chunk = lines[start:start + BATCH_SIZE]
+        body = client.submit_batch([job for _, job in chunk], correlation_id=args.correlation_id)
+        for (number, _), item in zip(chunk, body.get("items", []), strict=False):
+            refused += item.get("status") != 202
+            if io.json:
+                output.print_json({"line": number, **item}, io.stdout)
+            elif item.get("status") == 202:
+                replayed = " (replayed)" if item.get("replayed") else ""
+                _print(io, f"{number} {item.get('jobId')} {item.get('jobStatus')}{replayed}")
+            else:
+                problem = item.get("problem") or {}
+                _print(io, f"{number} {problem.get('code')}: {problem.get('detail')}")
+    return exit_codes.API_ERROR if refused else exit_codes.OK
+
+
+def _read_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line; a line that is not a JSON object is a usage error."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    jobs: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as error:
+            raise ConfigurationError(f"{path}:{number}: not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{path}:{number}: each line must be a JSON object")
+        jobs.append((number, value))
+    if not jobs:
+        raise ConfigurationError(f"{path}: no submissions")
+    return jobs
 
 
 def analyze(client: JobsClient, args: argparse.Namespace, io: Io) -> int:

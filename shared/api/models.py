@@ -39,6 +39,13 @@ class SubmitRequest(ApiModel):
         return self
 
 
+class BatchRequest(ApiModel):
+    """Body of ``POST /api/jobs/batch``: 1 to 100 submissions, each as for ``POST /api/jobs``
+    (each item is checked on its own: a bad one is refused, the others go ahead)."""
+
+    jobs: list[Any] = Field(min_length=1, max_length=100)
+
+
 class AnalysisRequest(ApiModel):
     """Body of ``POST /api/analysis/enqueue`` (the seed's endpoint): an ``ai-analyze`` job."""
 
@@ -66,6 +73,28 @@ class Problem(ApiModel):
     detail: str | None = None
     correlation_id: uuid.UUID | None = None
     errors: list[dict[str, str]] | None = None
+
+
+class BatchItemResult(ApiModel):
+    """One submission of a batch: ``status`` 202 (accepted, or replayed) with the job, or the
+    refusal's HTTP status with its problem."""
+
+    index: int
+    status: int
+    job_id: uuid.UUID | None = None
+    job_status: JobStatus | None = None
+    status_url: str | None = None
+    replayed: bool | None = None
+    problem: Problem | None = None
+
+
+class BatchResult(ApiModel):
+    """207 Multi-Status for ``POST /api/jobs/batch``: one result per submission, in order."""
+
+    items: list[BatchItemResult]
+    accepted: int
+    replayed: int
+    refused: int
 
 
 class HistoryItem(ApiModel):

@@ -17,6 +17,8 @@ from pydantic.json_schema import models_json_schema
 from shared.api.models import (
     Accepted,
     AnalysisRequest,
+    BatchRequest,
+    BatchResult,
     Health,
     JobList,
     JobResult,
@@ -65,6 +67,9 @@ OPERATIONS: tuple[OperationSpec, ...] = (
                       _query("pageSize", {"type": "integer", "minimum": 1},
                              "items per page (clamped to JOBS_LIST_MAX_PAGE_SIZE)"),
                       _query("continuationToken", {"type": "string"}, "from the previous page"))),
+    OperationSpec("post", "/api/jobs/batch", "submitJobsBatch",
+                  "Submit up to 100 jobs: one answer per item (accepted, replayed or refused)", {207: BatchResult},
+                  BatchRequest, (*AUTH_ERRORS, *BODY_ERRORS)),
     OperationSpec("post", "/api/analysis/enqueue", "enqueueAnalysis", "Submit an ai-analyze job (seed endpoint)",
                   {202: Accepted}, AnalysisRequest, (*AUTH_ERRORS, *SUBMIT_ERRORS),
                   headers={202: ("Location", "Retry-After", "Idempotent-Replayed")}),
@@ -151,8 +156,8 @@ def _operation(spec: OperationSpec) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [SubmitRequest, AnalysisRequest, Accepted, JobStatusView, JobResult, JobList,
-                                      Health, Problem]
+    models: list[type[BaseModel]] = [SubmitRequest, BatchRequest, AnalysisRequest, Accepted, BatchResult,
+                                      JobStatusView, JobResult, JobList, Health, Problem]
     _, schemas = models_json_schema([(m, "serialization") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

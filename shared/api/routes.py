@@ -9,9 +9,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from shared.api.models import (
     Accepted,
     AnalysisRequest,
+    BatchItemResult,
+    BatchRequest,
+    BatchResult,
     Health,
     HistoryItem,
     JobList,
@@ -21,14 +26,15 @@ from shared.api.models import (
     SubmitRequest,
 )
 from shared.api.openapi import openapi_document
-from shared.api.request import ApiResponse, Call, authenticate, problem_body, read_json
+from shared.api.request import ApiResponse, Call, authenticate, problem, problem_body, read_json
 from shared.domain import access, pacing
 from shared.domain.commands import ListQuery, SubmitJob
 from shared.domain.contract import JobStatus
-from shared.domain.errors import ErrorCode, JobsError
+from shared.domain.errors import ErrorCode, JobsError, field_errors
 from shared.domain.principal import Principal
 from shared.domain.record import HistoryEntry, JobRecord
 from shared.engine.actions import cancel, list_jobs, redrive
+from shared.engine.batch import BatchItem, submit_batch
 from shared.engine.results import read_output
 from shared.engine.submit import submit
 from shared.engine.watch import MAX_WAIT_SECONDS
@@ -62,15 +68,48 @@ def accepted(call: Call, record: JobRecord, *, replayed: bool = False) -> ApiRes
     return ApiResponse(202, Accepted(job_id=record.job_id, status=record.status, status_url=url).body(), headers)
 
 
-async def submit_job(call: Call) -> ApiResponse:
-    principal = await authenticate(call, access.Action.SUBMIT)
-    request = read_json(call, SubmitRequest)
+def submit_command(call: Call, request: SubmitRequest) -> SubmitJob:
     not_before = request.not_before
     if request.delay_seconds is not None:
         not_before = call.runtime.clock() + timedelta(seconds=request.delay_seconds)
-    command = SubmitJob(request.job_type, request.subject_id, request.payload, not_before)
+    return SubmitJob(request.job_type, request.subject_id, request.payload, not_before)
+
+
+async def submit_job(call: Call) -> ApiResponse:
+    principal = await authenticate(call, access.Action.SUBMIT)
+    command = submit_command(call, read_json(call, SubmitRequest))
     submission = await submit(call.runtime, principal, command, call.correlation_id)
     return accepted(call, submission.record, replayed=submission.replayed)
+
+
+async def submit_jobs_batch(call: Call) -> ApiResponse:
+    """Up to 100 submissions; 207 with one result per item (each accepted, replayed or refused)."""
+    principal = await authenticate(call, access.Action.SUBMIT)
+    items = read_json(call, BatchRequest).jobs
+    commands: list[SubmitJob | JobsError] = []
+    for raw in items:
+        try:
+            commands.append(submit_command(call, SubmitRequest.model_validate(raw)))
+        except ValidationError as exc:
+            commands.append(JobsError(ErrorCode.REQUEST_INVALID, errors=field_errors(exc)))
+        except ValueError as exc:  # not a JSON object
+            commands.append(JobsError(ErrorCode.REQUEST_INVALID, str(exc)))
+    valid = [c for c in commands if isinstance(c, SubmitJob)]
+    answers = iter(await submit_batch(call.runtime, principal, valid, call.correlation_id) if valid else [])
+    results = [_batch_item(call, i, c if isinstance(c, JobsError) else next(answers)) for i, c in enumerate(commands)]
+    body = BatchResult(items=results, accepted=sum(r.status == 202 and not r.replayed for r in results),
+                       replayed=sum(bool(r.replayed) for r in results),
+                       refused=sum(r.status != 202 for r in results))
+    return ApiResponse(207, body.body(), {"Cache-Control": "no-store"})
+
+
+def _batch_item(call: Call, index: int, answer: BatchItem) -> BatchItemResult:
+    if isinstance(answer, JobsError):
+        refusal = problem(answer, call.correlation_id)
+        return BatchItemResult(index=index, status=refusal.status, problem=Problem.model_validate(refusal.body))
+    record = answer.record
+    return BatchItemResult(index=index, status=202, job_id=record.job_id, job_status=record.status,
+                           status_url=status_url(record.job_id), replayed=answer.replayed)
 
 
 async def enqueue_analysis(call: Call) -> ApiResponse:

@@ -106,6 +106,34 @@ class Lifecycle:
                 written = current
         return await self._follow(Transition(None, written, created.entry), origin, alongside)
 
+    async def create_many(self, records: list[JobRecord], origin: Origin, *,
+                          admit: Callable[[list[JobRecord]], Awaitable[dict[uuid.UUID, Exception]]],
+                          alongside: Callable[[list[JobRecord]], Awaitable[object]]) -> list[JobRecord | Exception]:
+        """A batch of new jobs: every insert at once; then ``admit`` is given the jobs that were inserted and
+        names those to refuse, with why (the quota), which are deleted again If-Match before anything was sent (one a
+        duplicate joined meanwhile goes ahead, as in ``create``); then the others' first messages go out
+        alongside ``alongside(kept)`` (their index rows). Each item is its record, or the exception that
+        refused it: JobAlreadyExists (a duplicate, for the caller to replay), admit's refusal, storage trouble."""
+        created = [record.created() for record in records]
+        results: list[JobRecord | Exception] = []
+        for outcome in await asyncio.gather(*(self._insert(c) for c in created), return_exceptions=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+            results.append(outcome)
+        inserted = [r for r in results if isinstance(r, JobRecord)]
+        try:
+            refused = await admit(inserted)
+        except Exception:  # no decision (storage trouble): nothing was sent, so take back what was inserted
+            await asyncio.gather(*(self.store.delete(r) for r in inserted), return_exceptions=True)
+            raise
+        for i, result in enumerate(results):
+            if isinstance(result, JobRecord) and result.job_id in refused and await self.store.delete(result):
+                results[i] = refused[result.job_id]
+        kept = [(c, r) for c, r in zip(created, results, strict=True) if isinstance(r, JobRecord)]
+        await asyncio.gather(*(self._follow(Transition(None, r, c.entry), origin, None) for c, r in kept),
+                             alongside([r for _, r in kept]))
+        return results
+
     async def _insert(self, created: Transition) -> JobRecord:
         """The insert, resolved when it may have landed before: a retried insert that finds its own
         entity (the same request's correlation id, never moved since) is this insert."""

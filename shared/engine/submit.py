@@ -109,7 +109,7 @@ async def submit(runtime: Runtime, principal: Principal, command: SubmitJob, cor
                 record, Origin.REQUEST, admit=ensure_within_quota(runtime, principal.key, record.job_id),
                 alongside=lambda r: runtime.index.add(r, principal.key))
         except JobAlreadyExists as exists:
-            replayed = await _replay(runtime, principal, record, exists.existing)
+            replayed = await replay(runtime, principal, record, exists.existing)
             if replayed is not None:
                 return replayed
             continue
@@ -126,7 +126,7 @@ async def ensure_within_quota(runtime: Runtime, principal_key: str, excluding: u
                         retry_after=QUOTA_RETRY_AFTER_SECONDS)
 
 
-async def _replay(runtime: Runtime, principal: Principal, attempted: JobRecord,
+async def replay(runtime: Runtime, principal: Principal, attempted: JobRecord,
                   existing: JobRecord | None) -> Submission | None:
     """The existing job, joined by this principal; None when it vanished (a refused twin deleted it)."""
     def join(existing: JobRecord) -> Amendment | None:

@@ -67,7 +67,6 @@ def test_submit_arguments(tmp_path: Path) -> None:
     ["submit", "--type", "t", "--subject", "not-a-guid"],
     ["submit", "--type", "t", "--subject", SUBJECT_ID, "--payload", "[1, 2]"],
     ["submit", "--type", "t", "--subject", SUBJECT_ID, "--payload", "{nope"],
-    ["submit", "--subject", SUBJECT_ID],
     ["list", "--status", "Sleeping"],
     ["list", "--page-size", "0"],
     ["wait", JOB_ID, "--timeout", "-1"],
@@ -83,6 +82,39 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
 
 
 # ---- commands -------------------------------------------------------------------------------------
+
+def test_submit_without_a_type_or_a_file_exits_2(fake_api: FakeApi) -> None:
+    done = run(fake_api, "submit", "--subject", SUBJECT_ID, "--auth", "dev")
+    assert done.code == exit_codes.USAGE and "--type and --subject" in done.err
+    assert not fake_api.seen()
+
+
+def test_submit_from_a_jsonl_file_sends_batches_and_prints_a_line_per_job(fake_api: FakeApi,
+                                                                          tmp_path: Path) -> None:
+    lines = [json.dumps({"jobType": "doc-index", "subjectId": SUBJECT_ID, "payload": {"n": n}}) for n in range(150)]
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(lines[:120]) + "\n\n" + "\n".join(lines[120:]) + "\n")
+    first = [{"index": i, "status": 202, "jobId": f"j{i}", "jobStatus": "Queued", "replayed": i == 1}
+             for i in range(100)]
+    second = [{"index": i, "status": 202, "jobId": f"k{i}", "jobStatus": "Queued"} for i in range(49)]
+    second.append({"index": 49, "status": 429, "problem": {"code": "QUOTA_EXCEEDED", "detail": "at most 100"}})
+    fake_api.add("POST", "/api/jobs/batch", 207, {"items": first})
+    fake_api.add("POST", "/api/jobs/batch", 207, {"items": second})
+    done = run(fake_api, "submit", "--from-file", str(jobs_file), "--auth", "dev")
+    sent = [seen.json()["jobs"] for seen in fake_api.seen("POST", "/api/jobs/batch")]
+    assert [len(batch) for batch in sent] == [100, 50] and sent[1][0]["payload"] == {"n": 100}
+    out = done.out.splitlines()
+    assert out[0] == "1 j0 Queued" and out[1] == "2 j1 Queued (replayed)"
+    assert out[-1] == "151 QUOTA_EXCEEDED: at most 100"  # line numbers of the file (line 121 is blank)
+    assert done.code == exit_codes.API_ERROR  # one was refused
+
+
+def test_a_jsonl_line_that_is_not_an_object_is_a_usage_error(fake_api: FakeApi, tmp_path: Path) -> None:
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text('{"jobType": "x"}\n[1]\n')
+    done = run(fake_api, "submit", "--from-file", str(jobs_file), "--auth", "dev")
+    assert done.code == exit_codes.USAGE and ":2: each line must be a JSON object" in done.err
+    assert not fake_api.seen()
 
 def test_submit_prints_the_job_id_first(fake_api: FakeApi) -> None:
     fake_api.add("POST", "/api/jobs", 202, accepted_body(), headers={"Idempotent-Replayed": "true"})

@@ -184,3 +184,19 @@ def test_a_delayed_submission_runs_no_sooner_than_asked(devhost: dict[str, str])
     history = jobs_json(devhost, "status", accepted["jobId"], "--history")["history"]
     claimed = next(entry for entry in history if entry["reason"] == "Claimed")
     assert claimed["at"] >= queued["notBefore"]  # UTC ISO 8601 with Z: ordered as strings
+
+
+def test_submit_from_a_file_is_one_batch_with_an_answer_per_line(devhost: dict[str, str], tmp_path: Path) -> None:
+    subjects = [upload_document(devhost) for _ in range(2)]
+    lines = [json.dumps({"jobType": "doc-index", "subjectId": str(s), "payload": {"rowVersion": 1, "action": "index"}})
+             for s in subjects]
+    lines.append(json.dumps({"jobType": "no-such-type", "subjectId": str(uuid.uuid4()), "payload": {}}))
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(lines) + "\n")
+    done = jobs(devhost, "submit", "--from-file", str(jobs_file))
+    assert done.returncode == exit_codes.API_ERROR, (done.stdout, done.stderr)  # one line was refused
+    out = done.stdout.splitlines()
+    assert [line.split()[0] for line in out] == ["1", "2", "3"]
+    assert out[2].startswith("3 UNKNOWN_JOB_TYPE: ")
+    for line in out[:2]:
+        assert jobs(devhost, "wait", line.split()[1], "--timeout", "60").returncode == 0
