@@ -36,6 +36,13 @@ async def submit_jobs_batch(req: func.HttpRequest) -> func.HttpResponse:
     return await serve(req, runtime, POST=http_api.submit_jobs_batch)
 
 
+@app.function_name("create_upload")
+@app.route(route="uploads")
+async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/uploads: a new subjectId and a write-only URL for its blob (documents, e-mails)."""
+    return await serve(req, runtime, POST=http_api.create_upload)
+
+
 @app.function_name("enqueue_analysis")
 @app.route(route="analysis/enqueue")
 async def enqueue_analysis(req: func.HttpRequest) -> func.HttpResponse:

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -71,6 +72,28 @@ class JobsClient:
         delaySeconds]}`` each); the 207 body: ``items`` (one answer per submission, in order) and counts."""
         return _object(self._request("POST", "/jobs/batch", body={"jobs": [dict(j) for j in jobs]},
                                      correlation_id=correlation_id))
+
+    def upload(self, path: str | Path, kind: str, *, correlation_id: Id | None = None) -> str:
+        """Upload a file as a new subject (``kind``: document or mail) and return its subjectId.
+
+        POST /api/uploads gives a write-only URL for a new blob under the caller's tenant; the file
+        goes there directly (the bearer token is not sent to it)."""
+        data = Path(path).read_bytes()
+        ticket = _object(self._request("POST", "/uploads", body={"kind": kind}, correlation_id=correlation_id))
+        limit = int(ticket.get("maxBytes") or 0)
+        if limit and len(data) > limit:
+            raise ConfigurationError(f"{path} is {len(data)} bytes; a {kind} may be at most {limit}")
+        url = str(ticket["uploadUrl"])
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            raise ConfigurationError(f"refusing to upload to a non-https URL: {parts.scheme}://{parts.hostname}")
+        headers = {str(k): str(v) for k, v in dict(ticket.get("headers") or {}).items()}
+        response = self.transport(str(ticket.get("method") or "PUT"), url, {**headers, "User-Agent": USER_AGENT},
+                                  data, self.timeout)
+        if response.status >= 300:
+            raise JobsApiError(status=response.status, code="UPLOAD_FAILED",
+                               detail=f"the storage service refused the upload ({response.status})")
+        return str(ticket["subjectId"])
 
     def enqueue_analysis(self, document_id: Id, type: str, *, correlation_id: Id | None = None) -> Accepted:
         """POST /api/analysis/enqueue: an ``ai-analyze`` job for a document."""

@@ -174,6 +174,10 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--not-before", metavar="TIME", help="run it no sooner than this RFC 3339 time "
                       "(e.g. 2026-12-24T18:00:00Z); at most 7 days ahead")
     _wait_options(submit, flag=True)
+    upload = command("upload", "upload a file as a new subject (a document or an e-mail) and print its subject id")
+    upload.add_argument("file", metavar="FILE", help="the file to upload (at most 16 MiB)")
+    upload.add_argument("--kind", required=True, choices=("document", "mail"),
+                        help="document: UTF-8 text (doc-index, ai-analyze); mail: an RFC 5322 .eml (email-process)")
     analyze = command("analyze", "enqueue an ai-analyze job for a document")
     analyze.add_argument("--document", required=True, type=guid, help="document id (GUID)")
     analyze.add_argument("--type", required=True, help="analysis type: statistics, keywords, summary or full")

@@ -123,6 +123,16 @@ def _read_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
     return jobs
 
 
+def upload(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    """Upload a file as a new subject; print its subjectId (ready for ``submit --subject``)."""
+    subject = client.upload(args.file, args.kind, correlation_id=args.correlation_id)
+    if io.json:
+        output.print_json({"subjectId": subject, "kind": args.kind}, io.stdout)
+    else:
+        _print(io, subject)
+    return exit_codes.OK
+
+
 def analyze(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
     accepted = client.enqueue_analysis(args.document, args.type, correlation_id=args.correlation_id)
     return _accepted(client, accepted, args, io)
@@ -184,5 +194,5 @@ def list_jobs(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
 
 COMMANDS: dict[str, Command] = {
     "submit": submit, "analyze": analyze, "status": status, "wait": wait, "cancel": cancel, "retry": retry,
-    "list": list_jobs, "result": result,
+    "list": list_jobs, "result": result, "upload": upload,
 }

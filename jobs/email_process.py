@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from jobs.storage_names import MAIL
+from jobs.storage_names import MAIL, MAIL_MESSAGE
 from shared.handlers import (
     ErrorCode,
     JobContext,
@@ -75,7 +75,7 @@ def output(subject_id: uuid.UUID, payload: EmailPayload) -> tuple[StorageName, s
 
 async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     subject = ctx.contract.subject_id
-    raw = await ctx.files.read_bytes(ctx.container(MAIL), f"{subject}.eml")
+    raw = await ctx.files.read_bytes(ctx.container(MAIL_MESSAGE.container), MAIL_MESSAGE.name(subject))
     await ctx.report_progress(30, "message read")  # also where a cancel request takes effect
     message = BytesParser(policy=policy.default).parsebytes(raw)
     if not isinstance(message, EmailMessage) or not message["Message-ID"]:
@@ -92,7 +92,7 @@ async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
 
 JOB_TYPE: JobType[EmailPayload] = JobType(
     name="email-process", payload_model=EmailPayload, idempotency_key=idempotency_key, max_attempts=5,
-    handler=handle, containers=(MAIL,),
+    handler=handle, containers=(MAIL,), subject=MAIL_MESSAGE,
     typical_seconds=0.5,  # one blob read, a parse, one blob write: under 0.1 s on Azurite
     output=output,
 )

@@ -32,11 +32,25 @@ from shared.domain.contract import JobContract, JobStatus, format_utc, utc_now
 from shared.domain.errors import ErrorCode, JobCancelled, PermanentJobError, RetryLater
 from shared.domain.record import JobRecord
 from shared.observability.logs import JobLogger
-from shared.store.tenant_data import RowChanged, TenantFiles, TenantRows
+from shared.store.tenant_data import MAX_SUBJECT_BYTES, RowChanged, TenantFiles, TenantRows
 
 __all__ = [
-    "ErrorCode", "JobCancelled", "JobContext", "JobRegistry", "JobType", "Payload", "PermanentJobError",
-    "ResultSummary", "RetryLater", "RowChanged", "StorageName", "TenantFiles", "TenantRows", "format_utc", "utc_now",
+    "ErrorCode",
+    "JobCancelled",
+    "JobContext",
+    "JobRegistry",
+    "JobType",
+    "Payload",
+    "PermanentJobError",
+    "ResultSummary",
+    "RetryLater",
+    "RowChanged",
+    "StorageName",
+    "SubjectBlob",
+    "TenantFiles",
+    "TenantRows",
+    "format_utc",
+    "utc_now",
 ]
 
 P = TypeVar("P", bound="Payload")
@@ -49,6 +63,21 @@ class Payload(BaseModel):
     """Base for payload models: camelCase on the wire, unknown fields refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class SubjectBlob:
+    """Where a job type reads its subject: ``<container>/<tenantId>/<subjectId><suffix>``. Its ``kind``
+    names it for ``POST /api/uploads``, which hands out a write-only URL for a new subject of that kind."""
+
+    kind: str
+    container: StorageName
+    suffix: str = ""
+    content_type: str = "application/octet-stream"
+    max_bytes: int = MAX_SUBJECT_BYTES
+
+    def name(self, subject_id: uuid.UUID) -> str:
+        return f"{subject_id}{self.suffix}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,7 @@ class JobType(Generic[P]):
     # Where a Completed job's full output is: a JSON blob (container, name under the tenant), served by
     # GET /api/jobs/{jobId}/result. None: the result summary on the status is the whole output.
     output: Callable[[uuid.UUID, P], tuple[StorageName, str]] | None = None
+    subject: SubjectBlob | None = None  # the blob it reads, when its subject is one (uploads)
 
     def __post_init__(self) -> None:
         if not 0 < self.typical_seconds <= 24 * 3600:
@@ -105,6 +135,17 @@ class JobRegistry:
 
     def containers(self) -> list[StorageName]:
         return list({n.setting: n for t in self._types.values() for n in t.containers}.values())
+
+    def upload_kinds(self) -> dict[str, SubjectBlob]:
+        """The subject kinds callers may upload, by kind (job types that share a kind share its blob)."""
+        kinds: dict[str, SubjectBlob] = {}
+        for job_type in self._types.values():
+            blob = job_type.subject
+            if blob is None:
+                continue
+            if kinds.setdefault(blob.kind, blob) != blob:
+                raise ValueError(f"subject kind {blob.kind!r} is declared two ways")
+        return kinds
 
     def tables(self) -> list[StorageName]:
         return list({n.setting: n for t in self._types.values() for n in t.tables}.values())

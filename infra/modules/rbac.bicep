@@ -4,7 +4,9 @@
 // The app's identity (ServicePrincipal):
 // - Storage Blob Data Owner on the account: the Functions host's own storage (azure-webjobs-*
 //   containers, leases) needs Owner; the same role covers the app's documents/analysis/mail
-//   containers and the Flex deployment package container (one account for all of them).
+//   containers and the Flex deployment package container (one account for all of them). It also
+//   carries generateUserDelegationKey, which the upload URLs (user delegation SAS) need: no
+//   Storage Blob Delegator assignment is added, it would grant nothing more.
 // - Storage Queue Data Contributor: send/receive/delete job and outcome messages; the host
 //   creates <queue>-poison if missing and the app creates its queues if missing.
 // - Storage Table Data Contributor: job status/history rows, the doc-index term index, host

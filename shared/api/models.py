@@ -46,6 +46,25 @@ class BatchRequest(ApiModel):
     jobs: list[Any] = Field(min_length=1, max_length=100)
 
 
+class UploadRequest(ApiModel):
+    """Body of ``POST /api/uploads``: the kind of subject to upload."""
+
+    kind: str = Field(min_length=1, max_length=32, examples=["document"])
+
+
+class UploadTicket(ApiModel):
+    """Where to put a new subject: ``PUT`` the file to ``uploadUrl`` with ``headers`` before
+    ``expiresAt``, then submit jobs for ``subjectId``. The URL writes that one blob, nothing else."""
+
+    kind: str
+    subject_id: uuid.UUID
+    upload_url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: UtcDatetime
+    max_bytes: int
+
+
 class AnalysisRequest(ApiModel):
     """Body of ``POST /api/analysis/enqueue`` (the seed's endpoint): an ``ai-analyze`` job."""
 

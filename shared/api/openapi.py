@@ -25,6 +25,8 @@ from shared.api.models import (
     JobStatusView,
     Problem,
     SubmitRequest,
+    UploadRequest,
+    UploadTicket,
 )
 from shared.domain.errors import ErrorCode
 
@@ -70,6 +72,9 @@ OPERATIONS: tuple[OperationSpec, ...] = (
     OperationSpec("post", "/api/jobs/batch", "submitJobsBatch",
                   "Submit up to 100 jobs: one answer per item (accepted, replayed or refused)", {207: BatchResult},
                   BatchRequest, (*AUTH_ERRORS, *BODY_ERRORS)),
+    OperationSpec("post", "/api/uploads", "createUpload",
+                  "A new subject id and a write-only URL to upload it (a document or an e-mail)",
+                  {201: UploadTicket}, UploadRequest, (*AUTH_ERRORS, *BODY_ERRORS)),
     OperationSpec("post", "/api/analysis/enqueue", "enqueueAnalysis", "Submit an ai-analyze job (seed endpoint)",
                   {202: Accepted}, AnalysisRequest, (*AUTH_ERRORS, *SUBMIT_ERRORS),
                   headers={202: ("Location", "Retry-After", "Idempotent-Replayed")}),
@@ -157,7 +162,7 @@ def _operation(spec: OperationSpec) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [SubmitRequest, BatchRequest, AnalysisRequest, Accepted, BatchResult,
-                                      JobStatusView, JobResult, JobList, Health, Problem]
+                                      JobStatusView, JobResult, JobList, UploadRequest, UploadTicket, Health, Problem]
     _, schemas = models_json_schema([(m, "serialization") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

@@ -24,6 +24,8 @@ from shared.api.models import (
     JobStatusView,
     Problem,
     SubmitRequest,
+    UploadRequest,
+    UploadTicket,
 )
 from shared.api.openapi import openapi_document
 from shared.api.request import ApiResponse, Call, authenticate, problem, problem_body, read_json
@@ -37,6 +39,7 @@ from shared.engine.actions import cancel, list_jobs, redrive
 from shared.engine.batch import BatchItem, submit_batch
 from shared.engine.results import read_output
 from shared.engine.submit import submit
+from shared.engine.uploads import new_upload
 from shared.engine.watch import MAX_WAIT_SECONDS
 
 TRUE_VALUES = ("1", "true", "yes")
@@ -110,6 +113,16 @@ def _batch_item(call: Call, index: int, answer: BatchItem) -> BatchItemResult:
     record = answer.record
     return BatchItemResult(index=index, status=202, job_id=record.job_id, job_status=record.status,
                            status_url=status_url(record.job_id), replayed=answer.replayed)
+
+
+async def create_upload(call: Call) -> ApiResponse:
+    """A new subjectId and a short-lived, write-only URL for its blob, under the caller's tenant."""
+    principal = await authenticate(call, access.Action.SUBMIT)
+    upload = await new_upload(call.runtime, principal, read_json(call, UploadRequest).kind)
+    ticket = UploadTicket(kind=upload.kind, subject_id=upload.subject_id, upload_url=upload.url,
+                          headers={"x-ms-blob-type": "BlockBlob", "Content-Type": upload.content_type},
+                          expires_at=upload.expires_at, max_bytes=upload.max_bytes)
+    return ApiResponse(201, ticket.body(), {"Cache-Control": "no-store"})
 
 
 async def enqueue_analysis(call: Call) -> ApiResponse:

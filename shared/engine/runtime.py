@@ -30,6 +30,7 @@ from shared.store.job_list import JobIndex
 from shared.store.queues import JobQueues
 from shared.store.status_table import StatusStore
 from shared.store.tenant_data import TenantFiles, TenantRows
+from shared.store.upload_urls import UploadUrls
 
 logger = logging.getLogger("jobs.runtime")
 
@@ -45,6 +46,7 @@ class Runtime:
     index: JobIndex = field(init=False)  # list and quota rows (they live in the jobs table)
     lifecycle: Lifecycle = field(init=False)
     watchers: Watchers = field(init=False, repr=False)  # long-polling status requests of this process
+    upload_urls: UploadUrls = field(init=False, repr=False)
     # The HTTP routes' wiring: the same, over the API path's clients (``clients.api``: fast 503s).
     # Worker, poison and maintenance use this runtime's own ``clients`` (the background path).
     api: Runtime = field(init=False, repr=False)
@@ -58,6 +60,7 @@ class Runtime:
         )
         self.lifecycle = Lifecycle(self.store, self.queues, self.index, self.clock)
         self.watchers = Watchers(self.settings.status_max_waiters)
+        self.upload_urls = UploadUrls(self.clients.blobs)
         self._tables = {n.setting: self.clients.table(self.settings.name_of(n)) for n in self.registry.tables()}
         self.api = self if self.clients.api is self.clients else Runtime(
             self.settings, self.registry, self.clients.api, self.clock)

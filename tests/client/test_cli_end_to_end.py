@@ -200,3 +200,27 @@ def test_submit_from_a_file_is_one_batch_with_an_answer_per_line(devhost: dict[s
     assert out[2].startswith("3 UNKNOWN_JOB_TYPE: ")
     for line in out[:2]:
         assert jobs(devhost, "wait", line.split()[1], "--timeout", "60").returncode == 0
+
+
+def test_upload_then_submit_all_three_job_types_with_no_sdk_code(devhost: dict[str, str], tmp_path: Path) -> None:
+    document = tmp_path / "notes.txt"
+    document.write_bytes(DOCUMENT)
+    mail = tmp_path / "hello.eml"
+    mail.write_bytes(b"Message-ID: <up1@example.com>\r\nFrom: a@example.com\r\nTo: b@example.com\r\n"
+                     b"Subject: uploaded\r\n\r\nhello\r\n")
+    doc_id = jobs(devhost, "upload", str(document), "--kind", "document")
+    mail_id = jobs(devhost, "upload", str(mail), "--kind", "mail")
+    assert doc_id.returncode == 0 and mail_id.returncode == 0, (doc_id.stderr, mail_id.stderr)
+    doc_subject, mail_subject = doc_id.stdout.strip(), mail_id.stdout.strip()
+    assert uuid.UUID(doc_subject) and uuid.UUID(mail_subject)
+    runs = [
+        jobs(devhost, "submit", "--type", "doc-index", "--subject", doc_subject,
+             "--payload", '{"rowVersion": 1, "action": "index"}', "--wait", "--timeout", "60"),
+        jobs(devhost, "analyze", "--document", doc_subject, "--type", "statistics", "--wait", "--timeout", "60"),
+        jobs(devhost, "submit", "--type", "email-process", "--subject", mail_subject,
+             "--payload", '{"messageId": "up1@example.com"}', "--wait", "--timeout", "60"),
+    ]
+    for run in runs:
+        assert run.returncode == 0 and " Completed" in run.stdout, (run.stdout, run.stderr)
+    metadata = json.loads(jobs(devhost, "result", runs[2].stdout.split()[0]).stdout)
+    assert metadata["subject"] == "uploaded"
