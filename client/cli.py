@@ -178,6 +178,9 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     upload.add_argument("file", metavar="FILE", help="the file to upload (at most 16 MiB)")
     upload.add_argument("--kind", required=True, choices=("document", "mail"),
                         help="document: UTF-8 text (doc-index, ai-analyze); mail: an RFC 5322 .eml (email-process)")
+    events = command("events", "print the JobOutcome events (CloudEvents) on the outcomes queue and acknowledge them")
+    events.add_argument("--follow", action="store_true", help="keep waiting for new events (Ctrl-C ends)")
+    events.add_argument("--queue", help="the outcomes queue's name (default $JOBS_EVENTS_QUEUE or job-outcomes)")
     analyze = command("analyze", "enqueue an ai-analyze job for a document")
     analyze.add_argument("--document", required=True, type=guid, help="document id (GUID)")
     analyze.add_argument("--type", required=True, help="analysis type: statistics, keywords, summary or full")
@@ -234,6 +237,7 @@ def main(
     env = os.environ if env is None else env
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = build_parser(env, prog).parse_args(argv)
+    args.env = env  # commands that read settings of their own (events)
     try:
         client = make_client(args, ClientSettings.from_env(env), err)
         return commands.COMMANDS[args.command](client, args, commands.Io(out, err, args.json))

@@ -133,6 +133,21 @@ def upload(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
     return exit_codes.OK
 
 
+def events(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
+    """Print each JobOutcome event on the outcomes queue, then acknowledge (delete) it."""
+    from client.events import event_line, open_queue, read_events  # noqa: PLC0415 - azure-storage-queue: this command only
+
+    queue = open_queue(args.env, args.queue)
+    with queue:
+        for event, acknowledge in read_events(queue, follow=args.follow):
+            if io.json:
+                print(json.dumps(event), file=io.stdout, flush=True)
+            else:
+                _print(io, event_line(event))
+            acknowledge()
+    return exit_codes.OK
+
+
 def analyze(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
     accepted = client.enqueue_analysis(args.document, args.type, correlation_id=args.correlation_id)
     return _accepted(client, accepted, args, io)
@@ -194,5 +209,5 @@ def list_jobs(client: JobsClient, args: argparse.Namespace, io: Io) -> int:
 
 COMMANDS: dict[str, Command] = {
     "submit": submit, "analyze": analyze, "status": status, "wait": wait, "cancel": cancel, "retry": retry,
-    "list": list_jobs, "result": result, "upload": upload,
+    "list": list_jobs, "result": result, "upload": upload, "events": events,
 }

@@ -263,6 +263,10 @@ param listMaxPageSize int = 100
 @description('JOBS_STATUS_MAX_WAITERS: long-polling status requests (waitSeconds) one instance holds at once.')
 param statusMaxWaiters int = 100
 
+@minValue(-1)
+@description('JOBS_OUTCOME_TTL_SECONDS: how long an unread JobOutcome event stays on its queue (-1: never expires).')
+param outcomeTtlSeconds int = 604800
+
 @description('JOBS_STORAGE_USE_ENV_PROXY: storage calls honour HTTP(S)_PROXY, NO_PROXY and .netrc (for a host behind a proxy). Off: no lookups per request.')
 param storageUseEnvProxy bool = false
 
@@ -324,6 +328,7 @@ var jobsAppSettings = {
   JOBS_MAX_INFLIGHT_PER_PRINCIPAL: string(maxInflightPerPrincipal)
   JOBS_LIST_MAX_PAGE_SIZE: string(listMaxPageSize)
   JOBS_STATUS_MAX_WAITERS: string(statusMaxWaiters)
+  JOBS_OUTCOME_TTL_SECONDS: string(outcomeTtlSeconds)
   JOBS_STORAGE_USE_ENV_PROXY: string(storageUseEnvProxy)
   JOBS_STORAGE_POOL_SIZE: storagePoolSize
 }

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     status_retry_after_max_seconds: int = Field(30, ge=1, le=3600)  # cap on the job types' Retry-After
     stranded_queued_seconds: float = Field(600.0, ge=0)
     outcome_grace_seconds: float = Field(120.0, ge=0)
+    outcome_ttl_seconds: int = Field(7 * 24 * 3600, ge=-1)  # how long an unread outcome event stays; -1: forever
     retention_days: float = Field(30.0, ge=0)
     maintenance_batch_size: int = Field(500, ge=1, le=10_000)
     # How long one run may wait for known times (RetryLater) without spending attempts.
@@ -87,6 +88,13 @@ class Settings(BaseSettings):
     # host.json's concurrency.
     storage_use_env_proxy: bool = False
     storage_pool_size: int | None = Field(None, ge=1, le=10_000)
+
+    @field_validator("outcome_ttl_seconds")
+    @classmethod
+    def _ttl_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 would drop every event at once: a number of seconds, or -1 for never")
+        return value
 
     @field_validator("auth_tenants", "auth_audiences", mode="before")
     @classmethod

@@ -241,11 +241,12 @@ async def run_until_settled(runtime: Runtime, job_id: uuid.UUID, timeout: float 
 
 
 async def outcome_events(runtime: Runtime) -> list[dict[str, Any]]:
-    """Peek every event on the outcomes queue (without removing them)."""
+    """Peek every event on the outcomes queue (without removing them): the JobOutcome fields (each
+    message is a CloudEvent whose ``data`` they are)."""
     import json
 
     messages = await runtime.queues.outcomes.peek_messages(max_messages=32)
-    return [json.loads(str(m.content)) for m in messages]
+    return [json.loads(str(m.content))["data"] for m in messages]  # each a CloudEvent; its data is the event
 
 
 # ---- calling the HTTP functions in-process ---------------------------------------------------

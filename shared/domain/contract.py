@@ -83,6 +83,9 @@ class JobContract(WireModel):
     tenant_id: uuid.UUID
 
 
+CLOUD_EVENT_TYPE_PREFIX = "BackgroundJobs.JobOutcome"  # + ".Completed", ".Failed", ".Poisoned", ".Cancelled"
+
+
 class JobOutcomeEvent(WireModel):
     """Emitted on ``job-outcomes`` after every terminal transition. Consumers dedupe by eventId."""
 
@@ -101,6 +104,26 @@ class JobOutcomeEvent(WireModel):
     message: str | None = None
     occurred_at: UtcDatetime
     trace_parent: str | None = None  # W3C context of the run that reached this outcome
+
+    @property
+    def cloud_event_type(self) -> str:
+        return f"{CLOUD_EVENT_TYPE_PREFIX}.{self.outcome.value}"
+
+    def to_cloud_event(self) -> dict[str, Any]:
+        """The event as a CloudEvents 1.0 structured-mode JSON object: ``id`` is the deterministic
+        eventId, ``subject`` the jobId, ``data`` every field of the JobOutcome event, and the run's W3C
+        trace context rides as the distributed-tracing extension (``traceparent``)."""
+        event: dict[str, Any] = {
+            "specversion": "1.0", "id": str(self.event_id), "source": f"/background-jobs/tenants/{self.tenant_id}",
+            "type": self.cloud_event_type, "subject": str(self.job_id), "time": format_utc(self.occurred_at),
+            "datacontenttype": "application/json", "data": self.model_dump(mode="json", by_alias=True),
+        }
+        if self.trace_parent:
+            event["traceparent"] = self.trace_parent
+        return event
+
+    def to_cloud_event_json(self) -> str:
+        return json.dumps(self.to_cloud_event(), separators=(",", ":"), ensure_ascii=False)
 
 
 def job_id_for(tenant_id: uuid.UUID, job_type: str, idempotency_key: str) -> uuid.UUID:

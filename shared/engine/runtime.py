@@ -56,7 +56,8 @@ class Runtime:
         self.store = StatusStore(self.clients.table(self.settings.jobs_table), self.clock)
         self.index = JobIndex(self.store.table)
         self.queues = JobQueues(
-            self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue
+            self.clients, self.settings.jobs_queue, self.settings.poison_queue, self.settings.outcomes_queue,
+            self.settings.outcome_ttl_seconds,
         )
         self.lifecycle = Lifecycle(self.store, self.queues, self.index, self.clock)
         self.watchers = Watchers(self.settings.status_max_waiters)

@@ -23,7 +23,8 @@ def encoded_size(text: str) -> int:
 
 
 class JobQueues:
-    def __init__(self, clients: StorageClients, jobs: str, poison: str, outcomes: str):
+    def __init__(self, clients: StorageClients, jobs: str, poison: str, outcomes: str, outcome_ttl: int = 604800):
+        self.outcome_ttl = outcome_ttl  # seconds an unread event stays (JOBS_OUTCOME_TTL_SECONDS; -1: forever)
         self.jobs: QueueClient = clients.queue(jobs)
         self.poison: QueueClient = clients.queue(poison)
         self.outcomes: QueueClient = clients.queue(outcomes)
@@ -40,4 +41,5 @@ class JobQueues:
         await self.poison.send_message(body)
 
     async def send_outcome(self, event: JobOutcomeEvent) -> None:
-        await self.outcomes.send_message(event.to_json())
+        """The event as a CloudEvents 1.0 structured JSON message, kept ``outcome_ttl`` seconds."""
+        await self.outcomes.send_message(event.to_cloud_event_json(), time_to_live=self.outcome_ttl)

@@ -224,3 +224,26 @@ def test_upload_then_submit_all_three_job_types_with_no_sdk_code(devhost: dict[s
         assert run.returncode == 0 and " Completed" in run.stdout, (run.stdout, run.stderr)
     metadata = json.loads(jobs(devhost, "result", runs[2].stdout.split()[0]).stdout)
     assert metadata["subject"] == "uploaded"
+
+
+def test_events_prints_and_acknowledges_the_outcomes_and_follow_waits_for_new_ones(devhost: dict[str, str]) -> None:
+    env = {"JOBS_EVENTS_CONNECTION": devhost["AzureWebJobsStorage"],
+           "JOBS_EVENTS_QUEUE": devhost["JOBS_OUTCOMES_QUEUE"]}
+    job_id = submit_doc_index(devhost, upload_document(devhost))
+    assert jobs(devhost, "wait", job_id, "--timeout", "60").returncode == 0
+    drained = jobs(devhost, "events", "--json", **env)
+    assert drained.returncode == 0, drained.stderr
+    seen = [json.loads(line) for line in drained.stdout.splitlines()]
+    mine = [e for e in seen if e["subject"] == job_id]
+    assert [e["type"] for e in mine] == ["BackgroundJobs.JobOutcome.Completed"] and mine[0]["specversion"] == "1.0"
+    assert jobs(devhost, "events", **env).stdout == ""  # acknowledged: gone from the queue
+    follower = subprocess.Popen([sys.executable, "-m", "client", "events", "--follow"], cwd=PROJECT_ROOT,
+                                env={**devhost, **env}, stdout=subprocess.PIPE, text=True)
+    try:
+        later = submit_doc_index(devhost, uuid.uuid4())  # nothing uploaded: it fails
+        assert follower.stdout is not None
+        line = follower.stdout.readline()  # blocks until --follow prints the new event
+        assert f" {later} Failed SUBJECT_NOT_FOUND " in line, line
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)

@@ -83,7 +83,7 @@ def test_doc_index_job_over_http_reaches_completed_with_one_completed_event(devh
     assert state["result"]["terms"] >= 7 and "Retry-After" not in headers
 
     outcomes = QueueClient.from_connection_string(storage, devhost["JOBS_OUTCOMES_QUEUE"])
-    events = [json.loads(base64.b64decode(m.content)) for m in outcomes.peek_messages(max_messages=32)]
+    events = [json.loads(base64.b64decode(m.content))["data"] for m in outcomes.peek_messages(max_messages=32)]
     mine = [e for e in events if e["jobId"] == body["jobId"]]
     assert [e["outcome"] for e in mine] == ["Completed"]
     assert mine[0]["correlationId"] == state["correlationId"]
