@@ -12,7 +12,7 @@ import azure.functions as func
 
 from jobs import REGISTRY
 from shared.api import routes as http_api
-from shared.api.request import serve, serve_anonymous
+from shared.api.request import serve, serve_anonymous, serve_not_found
 from shared.engine import poison, sweep, worker
 from shared.engine.runtime import RuntimeProvider
 from shared.observability.traces import configure_telemetry
@@ -76,6 +76,13 @@ async def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
 async def retry_job(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/jobs/{jobId}/retry: re-drive a Failed or Poisoned job as a new run."""
     return await serve(req, runtime, POST=http_api.retry_job)
+
+
+@app.function_name("not_found")
+@app.route(route="{*path}")
+def not_found(req: func.HttpRequest) -> func.HttpResponse:
+    """Any other path under /api: 404 problem+json like every other error (routes above take precedence)."""
+    return serve_not_found(req)
 
 
 @app.function_name("health")

@@ -62,7 +62,7 @@ ONCE_RESULT_LIMIT = 32 * 1024
 class Payload(BaseModel):
     """Base for payload models: camelCase on the wire, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)  # only the camelCase names
 
 
 @dataclass(frozen=True)

@@ -276,9 +276,10 @@ def function_routes() -> list[tuple[re.Pattern[str], Any]]:
         trigger = fn.get_trigger()
         if trigger.type != "httpTrigger":
             continue
-        template = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", trigger.route)
+        template = re.sub(r"\{\*(\w+)\}", r"(?P<\1>.*)", trigger.route)  # a catch-all: any rest of the path
+        template = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
         routes.append((re.compile(f"^/api/{template}$"), getattr(function_app, fn.get_user_function().__name__)))
-    return routes
+    return sorted(routes, key=lambda route: ".*" in route[0].pattern)  # as the host: literal routes first
 
 
 class Api:

@@ -16,13 +16,21 @@ from shared.domain.contract import JobStatus, UtcDatetime
 
 
 class ApiModel(BaseModel):
+    """A response body: built by field name in code, written with camelCase names."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class SubmitRequest(ApiModel):
+class RequestModel(BaseModel):
+    """A request body: only the documented camelCase names; anything else (``job_type`` too) is refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
+
+
+class SubmitRequest(RequestModel):
     """Body of ``POST /api/jobs``. The idempotency key is derived by the server, never sent.
     ``notBefore`` (RFC 3339) or ``delaySeconds`` schedules the job: at most 7 days ahead."""
 
@@ -39,14 +47,14 @@ class SubmitRequest(ApiModel):
         return self
 
 
-class BatchRequest(ApiModel):
+class BatchRequest(RequestModel):
     """Body of ``POST /api/jobs/batch``: 1 to 100 submissions, each as for ``POST /api/jobs``
     (each item is checked on its own: a bad one is refused, the others go ahead)."""
 
     jobs: list[Any] = Field(min_length=1, max_length=100)
 
 
-class UploadRequest(ApiModel):
+class UploadRequest(RequestModel):
     """Body of ``POST /api/uploads``: the kind of subject to upload."""
 
     kind: str = Field(min_length=1, max_length=32, examples=["document"])
@@ -65,7 +73,7 @@ class UploadTicket(ApiModel):
     max_bytes: int
 
 
-class AnalysisRequest(ApiModel):
+class AnalysisRequest(RequestModel):
     """Body of ``POST /api/analysis/enqueue`` (the seed's endpoint): an ``ai-analyze`` job."""
 
     document_id: uuid.UUID

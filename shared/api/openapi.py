@@ -66,8 +66,9 @@ OPERATIONS: tuple[OperationSpec, ...] = (
                                                                    "Poisoned", "Cancelled"]}, "only this status"),
                       _query("jobType", {"type": "string", "maxLength": 64}, "only this job type"),
                       _query("subjectId", {"type": "string", "format": "uuid"}, "only this subject"),
-                      _query("pageSize", {"type": "integer", "minimum": 1},
-                             "items per page (clamped to JOBS_LIST_MAX_PAGE_SIZE)"),
+                      _query("pageSize", {"type": "integer", "minimum": 1, "maximum": 1000},
+                             "items per page, default 20; a larger value is clamped to JOBS_LIST_MAX_PAGE_SIZE "
+                             "(100 unless configured, at most 1000)"),
                       _query("continuationToken", {"type": "string"}, "from the previous page"))),
     OperationSpec("post", "/api/jobs/batch", "submitJobsBatch",
                   "Submit up to 100 jobs: one answer per item (accepted, replayed or refused)", {207: BatchResult},

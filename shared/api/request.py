@@ -69,15 +69,19 @@ def problem(error: JobsError, correlation_id: uuid.UUID) -> ApiResponse:
     if error.errors:
         body["errors"] = error.errors
     headers: dict[str, str] = {}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    if status == 401:  # RFC 6750 section 3.1: no error code when the request carried no credentials
+        missing = error.code is ErrorCode.AUTH_TOKEN_MISSING
+        headers["WWW-Authenticate"] = "Bearer" if missing else 'Bearer error="invalid_token"'
     if error.retry_after is not None or status == 503:
         headers["Retry-After"] = str(error.retry_after or 5)
     return ApiResponse(status, body, headers, "application/problem+json")
 
 
-def to_http(response: ApiResponse, correlation_id: uuid.UUID) -> func.HttpResponse:
-    headers = {**response.headers, CORRELATION_HEADER: str(correlation_id)}
+def to_http(response: ApiResponse, correlation_id: uuid.UUID, *, private: bool = True) -> func.HttpResponse:
+    """``private``: a response to an authenticated route (or to a request that tried one), never cached."""
+    headers = {**response.headers, CORRELATION_HEADER: str(correlation_id), "X-Content-Type-Options": "nosniff"}
+    if private:
+        headers.setdefault("Cache-Control", "no-store")
     body = json.dumps(response.body) if response.body is not None else None
     return func.HttpResponse(body, status_code=response.status, headers=headers, mimetype=response.media_type)
 
@@ -132,7 +136,13 @@ def serve_anonymous(request: func.HttpRequest, **methods: Callable[[], ApiRespon
         response.headers["Allow"] = ", ".join(methods)
     else:
         response = operation()
-    return to_http(response, correlation_id)
+    return to_http(response, correlation_id, private=False)
+
+
+def serve_not_found(request: func.HttpRequest) -> func.HttpResponse:
+    """No route matched: the same problem+json as every other error, for any method."""
+    correlation_id = correlation_id_from(request.headers)
+    return to_http(problem(JobsError(ErrorCode.ROUTE_NOT_FOUND), correlation_id), correlation_id)
 
 
 def read_json(call: Call, model: type[M]) -> M:

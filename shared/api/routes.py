@@ -248,7 +248,7 @@ def list_query(call: Call) -> ListQuery:
         except ValueError:
             errors.append({"field": "subjectId", "message": "must be a GUID"})
     size_text = params.get("pageSize") or "20"
-    if not size_text.isdigit() or len(size_text) > 6:
+    if not (size_text.isascii() and size_text.isdigit()) or len(size_text) > 6:  # "²".isdigit() is True
         errors.append({"field": "pageSize", "message": "must be a positive integer"})
         size_text = "20"
     job_type = params.get("jobType") or None

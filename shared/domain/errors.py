@@ -40,6 +40,7 @@ class ErrorCode(Enum):
     AUTH_TOKEN_INVALID = ErrorSpec(401, "The bearer token is not valid.")
     AUTH_PERMISSION_MISSING = ErrorSpec(403, "The token does not grant the permission this operation needs.")
     JOB_NOT_FOUND = ErrorSpec(404, "No such job.")
+    ROUTE_NOT_FOUND = ErrorSpec(404, "No such resource.")
     JOB_ALREADY_TERMINAL = ErrorSpec(409, "The job has already finished; it cannot be cancelled.")
     JOB_NOT_RETRYABLE = ErrorSpec(409, "Only a Failed or Poisoned job can be re-driven.")
     JOB_NOT_COMPLETED = ErrorSpec(409, "The job has not completed, so it has no result.")

@@ -33,6 +33,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.domain.record import JobRecord
 
+MAX_TOKEN_LENGTH = 2048  # ours are ~200 characters; anything longer is not one of them
 _INVERT_FROM = 10**13  # ms since 1970 stays below this until the year 2286
 
 
@@ -107,10 +108,12 @@ def decode_token(token: str | None, scope: ListScope) -> dict[str, Any] | None:
     """Opaque to callers; refused unless it continues the caller's own listing."""
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidContinuation("continuationToken is not valid")
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         raw_scope, pk, rk = raw["s"], raw["pk"], raw["rk"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
         raise InvalidContinuation("continuationToken is not valid") from exc
     if raw_scope != _scope(scope) or not isinstance(pk, str) or not isinstance(rk, str):
         raise InvalidContinuation("continuationToken is not valid")

@@ -72,3 +72,22 @@ async def test_random_requests_never_produce_a_server_error(api: Api) -> None:
 
     await asyncio.to_thread(check)
     assert failures == []
+
+
+async def test_the_inputs_a_fuzzer_found_answer_4xx_problems_not_500s(api: Api) -> None:
+    job = (await api.call("POST", "/api/jobs", {"jobType": "probe", "subjectId": str(uuid.uuid4()),
+                                                "payload": {"tag": "fuzzed"}})).body["jobId"]
+    cases = {
+        "/api/jobs?pageSize=%C2%B2": (400, "REQUEST_INVALID"),  # '²'.isdigit() is True; int('²') raises
+        f"/api/jobs?continuationToken={'[' * 1500}": (400, "REQUEST_INVALID"),  # json.loads: RecursionError
+        "/api/jobs/%0A/cancel": (404, "JOB_NOT_FOUND"),
+        "/api/nothing/here": (404, "ROUTE_NOT_FOUND"),
+        f"/api/jobs/{job}/status/extra": (404, "ROUTE_NOT_FOUND"),
+    }
+    for path, (status, code) in cases.items():
+        method = "POST" if path.endswith("/cancel") else "GET"
+        res = await api.call(method, path)
+        assert (res.status, res.code) == (status, code), (path, res.body)
+        assert res.headers["x-content-type-options"] == "nosniff"
+    unknown = await api.call("DELETE", "/api/nowhere", token=None)
+    assert (unknown.status, unknown.code) == (404, "ROUTE_NOT_FOUND")

@@ -16,7 +16,7 @@ def _template(pattern: re.Pattern[str]) -> str:
 
 
 def test_every_route_of_the_app_is_in_the_document() -> None:
-    app_paths = {_template(pattern) for pattern, _ in function_routes()}
+    app_paths = {_template(pattern) for pattern, _ in function_routes() if ".*" not in pattern.pattern}
     doc_paths = set(openapi_document()["paths"])
     assert app_paths == doc_paths
     document = openapi_document()
@@ -34,6 +34,8 @@ def test_every_route_of_the_app_is_in_the_document() -> None:
 
 async def test_the_app_serves_exactly_the_documented_methods(api: Api) -> None:
     for pattern, _ in function_routes():
+        if ".*" in pattern.pattern:  # the catch-all: every method of every other path is ROUTE_NOT_FOUND
+            continue
         template = _template(pattern)
         path = template.replace("{jobId}", str(uuid.uuid4()))
         documented = {op.method.upper() for op in OPERATIONS if op.path == template}
