@@ -15,7 +15,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from jobs.storage_names import MAIL, MAIL_MESSAGE
 from shared.handlers import (
@@ -30,8 +30,24 @@ from shared.handlers import (
 )
 
 
+def normalized_message_id(value: str) -> str:
+    """One spelling per Message-ID (RFC 5322 section 3.6.4): no surrounding whitespace or angle brackets,
+    the domain part (after the last ``@``) in lower case, as domains are case-insensitive; the local
+    part keeps its case (it may be case-sensitive)."""
+    bare = value.strip().removeprefix("<").removesuffix(">").strip()
+    local, at, domain = bare.rpartition("@")
+    return f"{local}{at}{domain.lower()}" if at else bare
+
+
 class EmailPayload(Payload):
     message_id: str = Field(alias="messageId", pattern=r"^[\x21-\x7e]{1,256}$")
+
+    @field_validator("message_id", mode="before")
+    @classmethod
+    def _one_spelling(cls, value: object) -> object:
+        # Before the pattern: "<abc@Example.COM>", " abc@example.com " and "abc@example.com" are one e-mail,
+        # so they derive one idempotency key (one job) and one payload (a replay, not IDEMPOTENCY_KEY_REUSED).
+        return normalized_message_id(value) if isinstance(value, str) else value
 
 
 def idempotency_key(subject_id: uuid.UUID, payload: EmailPayload) -> str:
@@ -80,8 +96,8 @@ async def handle(ctx: JobContext[EmailPayload]) -> ResultSummary:
     message = BytesParser(policy=policy.default).parsebytes(raw)
     if not isinstance(message, EmailMessage) or not message["Message-ID"]:
         raise PermanentJobError(ErrorCode.SUBJECT_INVALID, "the e-mail has no Message-ID header")
-    found = _bare_id(str(message["Message-ID"]))
-    if found != _bare_id(ctx.payload.message_id):
+    found = normalized_message_id(str(message["Message-ID"]))
+    if found != ctx.payload.message_id:
         raise PermanentJobError(ErrorCode.EMAIL_MESSAGE_ID_MISMATCH, "Message-ID differs from messageId")
     info = metadata(message, len(raw))
     container, name = output(subject, ctx.payload)
