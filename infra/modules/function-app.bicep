@@ -108,6 +108,9 @@ var platformSettings = {
   // Sampling, stated instead of the distro's rate-limited default (see traceSamplingRatio).
   OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
   OTEL_TRACES_SAMPLER_ARG: traceSamplingRatio
+  // host.json's telemetryMode OpenTelemetry: the host exports OpenTelemetry too, and with this the
+  // Python worker joins the host's trace context instead of the host forwarding its logs a second time.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 // siteConfig holds only properties a Flex Consumption site accepts (tests/infra/test_structure.py

@@ -170,6 +170,15 @@ def test_application_insights_exporter_is_configured_exactly_once() -> None:
     assert {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= set(settings)
 
 
+def test_host_and_worker_telemetry_are_one_opentelemetry_stream() -> None:
+    """As the Functions OpenTelemetry docs describe: host.json's telemetryMode turns the host to
+    OpenTelemetry, and PYTHON_ENABLE_OPENTELEMETRY makes the worker's spans and logs part of it,
+    so the host no longer forwards the worker's records as a second, dimensionless copy."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert template_app_settings().get("PYTHON_ENABLE_OPENTELEMETRY") == "true"
+
+
 def test_azure_yaml_deploys_the_api_service() -> None:
     text = (ROOT / "azure.yaml").read_text()
     assert re.search(r"^services:\s*\n\s+api:\s*\n", text, re.MULTILINE)
