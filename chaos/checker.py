@@ -13,7 +13,8 @@ JobOutcome event on the outcomes queue, the doc index, and the handlers' output 
   email-process job without its output blob, and a document whose index is not at the newest
   completed version (``~meta``), whose terms differ from its text, or that holds term rows of a
   version newer than the one recorded. And a valid submission the API never accepted (refused
-  with a 4xx, or no answer but 5xx and connection errors for 90 s of retries).
+  with a 4xx, or no answer but 5xx and connection errors for 90 s of retries), and the same
+  submission sent twice at once answered with two different jobs.
 - **missing_events**: a terminal run (every run of every accepted job, not only the last)
   without an outcome event carrying that run's outcome.
 - **duplicate_effects**: effects applied twice, or where they must not be: a run with more
@@ -168,6 +169,8 @@ class Checker:
                 findings.add("duplicate_effects", f"{name}: run {run} has events {sorted(events)}")
             if not any(outcome == statuses[-1].value for _, outcome in events):
                 findings.add("missing_events", f"{name}: run {run} ended {statuses[-1].value}, events {sorted(events)}")
+        if len(spec.job_ids) > 1:
+            findings.add("wrong", f"{name}: the same submission twice at once got jobs {sorted(spec.job_ids)}")
         problem = self._wrong(spec, record)
         if problem:
             findings.add("wrong", f"{name}: {problem}; history {_story(record)}; client notes {spec.notes}")

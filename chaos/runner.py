@@ -116,18 +116,19 @@ async def run(options: Options) -> Findings:
     rng = random.Random(options.seed)
     switch = FaultSwitch(random.Random(rng.random()), FaultRates().scaled(options.fault_rate))
     storage = Storage(workdir, switch)
-    await storage.start_proxies()
-    names = shared_names(f"c{uuid.uuid4().hex[:10]}")
-    fleet = HostFleet(storage.proxied, names, workdir, options.hosts, FAST_REPAIRS, MESSAGE_LEASE_SECONDS)
-    findings = Findings()
     try:
-        began = time.monotonic()
-        await asyncio.to_thread(fleet.start)
-        _phase(f"{options.hosts} hosts up in {time.monotonic() - began:.1f} s; logs in {workdir}")
-        findings = await _exercise(options, rng, storage=storage, fleet=fleet, names=names, switch=switch,
-                                   workdir=workdir)
+        await storage.start_proxies()
+        names = shared_names(f"c{uuid.uuid4().hex[:10]}")
+        fleet = HostFleet(storage.proxied, names, workdir, options.hosts, FAST_REPAIRS, MESSAGE_LEASE_SECONDS)
+        try:
+            began = time.monotonic()
+            await asyncio.to_thread(fleet.start)
+            _phase(f"{options.hosts} hosts up in {time.monotonic() - began:.1f} s; logs in {workdir}")
+            findings = await _exercise(options, rng, storage=storage, fleet=fleet, names=names, switch=switch,
+                                       workdir=workdir)
+        finally:
+            await asyncio.to_thread(fleet.stop)
     finally:
-        await asyncio.to_thread(fleet.stop)
         await storage.close()
     if findings.clean and not options.keep and options.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
