@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start, and their parts.
-.PHONY: run test install lint bench
+.PHONY: run test install lint bench chaos
 
 run:      ## run the app locally: Azurite + devhost on http://127.0.0.1:7071
 	scripts/run.sh
@@ -11,7 +11,10 @@ install:  ## create .venv and install Python and npm dependencies
 	scripts/bootstrap.sh
 
 lint:
-	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client function_app.py && .venv/bin/lint-imports
+	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client chaos function_app.py && .venv/bin/lint-imports
 
 bench:    ## the app's submit and process paths vs a raw-SDK baseline (starts its own Azurite); prints ratios
 	scripts/bootstrap.sh && .venv/bin/python -m bench $(BENCH_ARGS)
+
+chaos:    ## seeded fault injection against devhost and Azurite (kills, restarts, a fault proxy); prints one line of counts
+	scripts/bootstrap.sh && .venv/bin/python -m chaos $(CHAOS_ARGS)

@@ -27,6 +27,13 @@ log = logging.getLogger("devhost")
 AZURITE_PORT_VARIABLES = ("AZURITE_BLOB_PORT", "AZURITE_QUEUE_PORT", "AZURITE_TABLE_PORT")
 
 
+def _lease_seconds(text: str) -> float:
+    value = float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 second (queue visibility is in whole seconds)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devhost", description="Host the function app locally.")
     parser.add_argument("--port", type=int, default=7071, help="HTTP port on 127.0.0.1 (0 = any free port)")
@@ -35,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--azurite", action="store_true",
         help="start an in-memory Azurite first (ports 10000-10002, or AZURITE_*_PORT) for AzureWebJobsStorage",
+    )
+    parser.add_argument(
+        "--message-lease", type=_lease_seconds, default=600.0, metavar="SECONDS",
+        help="how long a received queue message stays invisible, renewed at half while its function runs; "
+             "a host killed without stopping leaves its messages invisible this long (default 600, as the "
+             "Functions host; at least 1)",
     )
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a development access token (and nothing else) to stdout")
@@ -129,7 +142,8 @@ def run_host(args: argparse.Namespace) -> int:
         print(f"devhost: {error}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve(DevHost(args.app, project_dir=args.project_dir, port=args.port)))
+        host = DevHost(args.app, project_dir=args.project_dir, port=args.port, message_lease=args.message_lease)
+        asyncio.run(_serve(host))
     except DevHostError as error:
         print(f"devhost: {error}", file=sys.stderr)
         return 1

@@ -166,10 +166,14 @@ class DevHost:
         self._port = int(addresses[0][1])
 
     async def _jwks(self) -> dict[str, Any]:
-        """The issuer's JWKS; the key is loaded (or generated) on first use, off the event loop."""
+        """The issuer's JWKS; the key is loaded (or generated) on first use, off the event loop, in a
+        thread of its own: not the default pool's, where the app's token validations wait for this
+        very response (all of them, once as many arrive at once as the pool has threads)."""
         async with self._issuer_lock:
             if self._issuer is None:
-                self._issuer = await asyncio.to_thread(DevIssuer, default_key_dir(self.project_dir))
+                with ThreadPoolExecutor(1, thread_name_prefix="devhost-issuer") as loader:
+                    self._issuer = await asyncio.get_running_loop().run_in_executor(
+                        loader, DevIssuer, default_key_dir(self.project_dir))
         return self._issuer.jwks()
 
     async def stop(self) -> None:

@@ -163,8 +163,9 @@ async def _index(ctx: JobContext[DocIndexPayload], rows: TenantRows, partition: 
     await ctx.report_progress(30, "document read")
     gone = sorted(existing - counts.keys())
     terms = [{"RowKey": term, "count": n, "rowVersion": version} for term, n in sorted(counts.items())]
+    # No cancellation point (report_progress) from here on: once the terms are written, the version
+    # completes; a cancel now would end it Cancelled with its rows in and ~meta at the version before.
     await lock.write(upserts=terms, deletes=gone)
-    await ctx.report_progress(80, "terms written")
     words = sum(counts.values())
     await lock.release({"rowVersion": version, "removed": False, "terms": len(counts), "words": words})
     return {"action": "index", "rowVersion": version, "terms": len(counts), "words": words, "removedTerms": len(gone)}

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy shared jobs devhost client function_app.py
+echo "== mypy"; .venv/bin/mypy shared jobs devhost client chaos function_app.py
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== pytest"; .venv/bin/python -m pytest "$@"

@@ -135,7 +135,11 @@ class RuntimeProvider:
                 settings = self.settings()
                 clients = StorageClients.create(settings, self._transport_factory, self._client_options)
                 runtime = Runtime(settings, self.registry, clients)
-                await runtime.ensure_resources()
+                try:
+                    await runtime.ensure_resources()
+                except BaseException:  # storage down while starting: the next invocation tries again
+                    await runtime.close()  # with clients of its own; these would leak their connection pool
+                    raise
                 self._runtimes[loop] = runtime
         return runtime
 

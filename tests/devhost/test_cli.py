@@ -135,3 +135,12 @@ def test_serve_with_azurite_sets_the_storage_connection(tmp_path: Path, queue_na
     finally:
         finish(process, signal.SIGTERM)
     assert not ports_open(int(ports["AZURITE_QUEUE_PORT"]))  # the Azurite it started is gone
+
+
+def test_message_lease_flag_sets_the_hosts_lease_and_refuses_less_than_a_second(tmp_path: Path) -> None:
+    from devhost.cli import build_parser
+
+    assert build_parser().parse_args(["--message-lease", "7.5"]).message_lease == 7.5
+    assert build_parser().parse_args([]).message_lease == 600.0  # the Functions host's
+    result = run_cli("--port", "0", "--project-dir", str(tmp_path), "--message-lease", "0.5")
+    assert result.returncode == 2 and "at least 1 second" in result.stderr

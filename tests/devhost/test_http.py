@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,6 +120,26 @@ async def test_devhost_endpoints(host: DevHost, http: aiohttp.ClientSession) -> 
     async with http.get(f"{host.base_url}/.devhost/keys") as response:
         keys = await response.json()
     assert keys["keys"][0]["kty"] == "RSA" and "d" not in keys["keys"][0]
+
+
+async def test_keys_are_served_while_every_default_pool_thread_waits_for_them(
+    start_host: HostFactory, http: aiohttp.ClientSession
+) -> None:
+    """The app validates tokens in the default thread pool, each thread waiting on the JWKS fetch (the
+    first holds PyJWKClient's lock while it fetches): on a fresh host, the keys endpoint must not need
+    a thread of that pool itself, or the fetch times out and a valid token is refused (401)."""
+    host = await start_host()
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    blocked = [loop.run_in_executor(None, release.wait, 30) for _ in range(64)]  # more than the pool has
+    try:
+        began = time.monotonic()
+        async with http.get(f"{host.base_url}/.devhost/keys", timeout=aiohttp.ClientTimeout(total=5)) as response:
+            assert response.status == 200
+        assert time.monotonic() - began < 2
+    finally:
+        release.set()
+        await asyncio.gather(*blocked)
 
 
 async def test_function_timeout_fails_the_request(

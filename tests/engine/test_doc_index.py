@@ -96,3 +96,29 @@ async def test_a_busy_document_waits_without_spending_attempts_and_a_dead_holder
     done = await runtime.store.get(v2.record.job_id)
     assert done is not None and (done.status, done.attempt) == (JobStatus.COMPLETED, 1)
     assert await _index_rows(runtime, subject) == {"alpha": 2, "beta": 2}
+
+
+async def test_a_cancel_that_arrives_while_the_terms_are_written_leaves_no_rows_the_index_does_not_record(
+        runtime: Runtime, request_log: RequestLog) -> None:
+    """Once its terms are written, a version completes: a cancellation point between the write and the
+    release would end it Cancelled with its rows in the index and ``~meta`` still at the version before."""
+    subject = uuid.uuid4()
+    await upload(runtime, runtime.settings.name_of(DOCUMENTS), str(subject), b"alpha beta")
+    job = await submit_job(runtime, "doc-index", {"rowVersion": 1, "action": "index"}, subject)
+    body = await take_message(runtime)
+    jobs_table = TableClient.from_connection_string(runtime.settings.storage["AzureWebJobsStorage"],
+                                                    runtime.settings.jobs_table)
+
+    def cancel_is_requested() -> None:  # as POST /cancel does to a Running job, just before the terms go out
+        entity = jobs_table.get_entity(str(job.record.job_id), "job")
+        jobs_table.update_entity({"PartitionKey": entity["PartitionKey"], "RowKey": "job", "cancelRequested": True},
+                                 mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                 match_condition=MatchConditions.IfNotModified)
+
+    request_log.interleave_on("POST", "$batch", cancel_is_requested)
+    await handle_job_message(runtime, body, 1)
+    record = await runtime.store.get(job.record.job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED, [(e.target, e.reason) for e in record.history]
+    meta = await runtime.rows(uuid.UUID(TENANT), DOC_INDEX).get(f"doc-{subject}", "~meta")
+    assert meta is not None and meta["rowVersion"] == 1
+    assert await _index_rows(runtime, subject) == {"alpha": 1, "beta": 1}

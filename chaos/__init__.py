@@ -1,0 +1,1 @@
+"""A seeded fault-injection run against devhost and Azurite, and its history checker (``python -m chaos``)."""
