@@ -55,7 +55,8 @@ class _Blobs:
         return BlobServiceClient.from_connection_string(self.connection_string)
 
 
-def make_app(config: CeleryConfig) -> Any:
+def make_app(config: CeleryConfig, *, tasks: bool = False) -> Any:
+    """The Celery app; the worker's registers the tasks, the client's sends them by name."""
     app = Celery("bench", broker=f"azurestoragequeues://{config.account_key}@{config.queue_endpoint}",
                  backend=f"azureblockblob://{config.connection_string}")
     app.conf.update(
@@ -67,7 +68,12 @@ def make_app(config: CeleryConfig) -> Any:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
-    blobs = _Blobs(config.connection_string)
+    if tasks:
+        _register_tasks(app, _Blobs(config.connection_string))
+    return app
+
+
+def _register_tasks(app: Any, blobs: _Blobs) -> None:
 
     @app.task(name="bench.analyze")  # type: ignore[untyped-decorator]
     def analyze(tenant: str, subject: str, tag: str, documents: str, analysis_container: str) -> dict[str, Any]:
@@ -85,7 +91,6 @@ def make_app(config: CeleryConfig) -> Any:
         time.sleep(seconds)
         return {"slept": seconds}
 
-    return app
 
-
-app = make_app(CeleryConfig.from_env()) if "BENCH_CELERY_STORAGE" in os.environ else None
+# The worker's app (``celery -A bench.celery_app``), built from the environment bench/e2e.py sets.
+app = make_app(CeleryConfig.from_env(), tasks=True) if "BENCH_CELERY_STORAGE" in os.environ else None

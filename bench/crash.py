@@ -1,7 +1,8 @@
 """Part ``crash``: kill -9 a worker with jobs in flight, start a new one, count the jobs lost.
 
-App: devhost with a 5 s message lease (a received message comes back 5 s after its host died)
-and JOBS_LEASE_SECONDS=5 (a dead worker's claim expires 5 s after its last renewal); N
+App: devhost with a 5 s message lease (a received message comes back 5 s after its host died),
+JOBS_LEASE_SECONDS=5 (a dead worker's claim expires 5 s after its last renewal) and bench/host.json
+with newBatchThreshold 16 (so all N run at once); N
 ``bench-sleep`` jobs submitted over HTTP; once all N are Running, devhost is killed (SIGKILL)
 and a new one started on the same queues. Celery: the same worker as the e2e part; N sleep tasks
 sent with ``.delay``; once the broker queue is empty (every message received) the worker is
@@ -23,6 +24,9 @@ from bench.harness import progress
 
 APP_MESSAGE_LEASE = 5.0
 APP_LEASE_SECONDS = 5.0
+# bench/host.json's newBatchThreshold is 8: a receive that finds 9 to 11 of the probe's jobs would wait
+# for one to finish before taking the rest. At 16 the listener takes all of them at once.
+APP_BATCH_THRESHOLD = 16
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class CrashResult:
 
 async def _app(ports: Ports, workdir: Path, o: CrashOptions) -> CrashResult:
     side = AppSide(ports.connection_string(), workdir, o.poll, message_lease=APP_MESSAGE_LEASE,
-                   lease_seconds=APP_LEASE_SECONDS, job_type="bench-sleep", seconds=o.seconds)
+                   lease_seconds=APP_LEASE_SECONDS, job_type="bench-sleep", seconds=o.seconds,
+                   queue_options={"newBatchThreshold": APP_BATCH_THRESHOLD})
     try:
         await side.start()
         assert side.storage is not None and side.outcomes is not None
@@ -73,7 +78,7 @@ async def _celery(ports: Ports, workdir: Path, o: CrashOptions) -> CrashResult:
     side = CelerySide(ports.connection_string(), ports, workdir, o.poll, 16)
     try:
         await side.start()
-        results: list[Any] = [side.app.tasks["bench.sleep"].delay(o.seconds) for _ in range(o.jobs)]
+        results: list[Any] = [side.app.signature("bench.sleep").delay(o.seconds) for _ in range(o.jobs)]
         assert side.storage is not None
         queue = side.storage.clients.queues.get_queue_client(side.config.queue)
         deadline = time.monotonic() + 20

@@ -221,7 +221,8 @@ class AppSide:
     name = "app"
 
     def __init__(self, conn: str, workdir: Path, poll: float, *, message_lease: float = 600,
-                 lease_seconds: float = 300, job_type: str = "bench-analyze", seconds: float = 0.0):
+                 lease_seconds: float = 300, job_type: str = "bench-analyze", seconds: float = 0.0,
+                 queue_options: dict[str, Any] | None = None):
         self.conn = conn
         self.poll = poll
         self.message_lease = message_lease
@@ -230,7 +231,9 @@ class AppSide:
         tag = f"a{uuid.uuid4().hex[:8]}"
         self.project_dir = workdir / f"host-{tag}"
         self.project_dir.mkdir(parents=True)
-        shutil.copy(HOST_JSON, self.project_dir / "host.json")
+        host_json = json.loads(HOST_JSON.read_text())
+        host_json["extensions"]["queues"].update(queue_options or {})
+        (self.project_dir / "host.json").write_text(json.dumps(host_json, indent=2))
         self.log = workdir / f"devhost-{tag}.log"
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
@@ -401,7 +404,8 @@ class CelerySide:
 
     def delay(self, tag: str) -> Any:
         assert self.storage is not None
-        return self.app.tasks["bench.analyze"].delay(TENANT, self.storage.subject, tag, self.documents, self.analysis)
+        return self.app.signature("bench.analyze").delay(TENANT, self.storage.subject, tag, self.documents,
+                                                         self.analysis)
 
     def _one(self, tag: str, timeout: float) -> None:
         result = self.delay(tag)
