@@ -133,6 +133,8 @@ def report(plan: Plan, outcome: Outcome, load_before: str, seconds: float) -> No
         print(f"1. app vs floor, in-process: {f.jobs} jobs per side at {f.concurrency} in flight and {f.latency_jobs} "
               f"at 1, median of {f.repeats} (process = receive + handle + delete on both sides)")
         print("\n".join(floor_table(outcome.floor, f.concurrency)))
+        for anomaly in outcome.floor.anomalies:
+            print(f"   UNFINISHED JOBS: {anomaly}")
         if outcome.floor.memory:
             print()
             print(f"   memory: Python heap growth (tracemalloc), {f.memory_jobs} jobs per side, {f.concurrency} in "
