@@ -134,7 +134,7 @@ def report(plan: Plan, outcome: Outcome, load_before: str, seconds: float) -> No
               f"at 1, median of {f.repeats} (process = receive + handle + delete on both sides)")
         print("\n".join(floor_table(outcome.floor, f.concurrency)))
         for anomaly in outcome.floor.anomalies:
-            print(f"   UNFINISHED JOBS: {anomaly}")
+            print(f"   note: {anomaly}")
         if outcome.floor.memory:
             print()
             print(f"   memory: Python heap growth (tracemalloc), {f.memory_jobs} jobs per side, {f.concurrency} in "
