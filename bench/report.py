@@ -167,8 +167,9 @@ class Target:
 
     def row(self) -> list[str]:
         sign = ">=" if self.at_least else "<="
+        digits = 3 if self.measured is not None and round(self.measured, 2) == round(self.limit, 2) else 2
         measured = "n/a" if self.measured is None else (
-            f"{self.measured:.2f}x" if self.unit == "x" else f"{self.measured:.0f}")
+            f"{self.measured:.{digits}f}x" if self.unit == "x" else f"{self.measured:.0f}")
         limit = f"{self.limit:g}x" if self.unit == "x" else f"{self.limit:g}"
         verdict = {True: "PASS", False: "MISS", None: "n/a"}[self.passed()]
         return [self.what, f"{sign} {limit}", measured, verdict]
