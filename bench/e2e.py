@@ -114,6 +114,7 @@ class E2EResult:
 class E2EResults:
     speed: dict[tuple[int, str], list[E2EResult]] = field(default_factory=dict)  # (concurrency, side)
     calls: dict[str, dict[str, float]] = field(default_factory=dict)  # side -> service -> calls per job
+    unavailable: int = 0  # app submissions answered 503 during the timed passes
 
 
 class Side(Protocol):
@@ -252,6 +253,7 @@ class AppSide:
         self.outcomes: Outcomes | None = None
         self.session: aiohttp.ClientSession | None = None
         self.token = ""
+        self.unavailable = 0  # submissions answered 503 (and sent again)
 
     async def start(self) -> None:
         self.storage = await Storage.prepare(self.conn, self.names["JOBS_DOCUMENTS_CONTAINER"],
@@ -279,12 +281,17 @@ class AppSide:
         assert self.session is not None and self.storage is not None
         body = {"jobType": self.job_type, "subjectId": self.storage.subject,
                 "payload": {"tag": tag, **({"seconds": self.seconds} if self.seconds else {})}}
-        async with self.session.post(f"{self.base}/api/jobs", json=body,
-                                     headers={"Authorization": f"Bearer {self.token}"}) as response:
-            answer = await response.json()
-            if response.status != 202:
+        for attempt in range(4):
+            async with self.session.post(f"{self.base}/api/jobs", json=body,
+                                         headers={"Authorization": f"Bearer {self.token}"}) as response:
+                answer = await response.json()
+            if response.status in (200, 202):  # 200: a repeated submission answered with the same job
+                return str(answer["jobId"])
+            if response.status != 503 or attempt == 3:
                 raise RuntimeError(f"submit answered {response.status}: {answer}")
-        return str(answer["jobId"])
+            self.unavailable += 1  # as a caller does after 503 STORAGE_UNAVAILABLE: the same request again
+            await asyncio.sleep(0.2)
+        raise AssertionError("unreachable")
 
     async def run_job(self, tag: str) -> None:
         assert self.outcomes is not None
@@ -523,6 +530,7 @@ async def run_e2e(ports: Ports, azurite_pid: int | None, workdir: Path, options:
                     pause(side)
     finally:
         for side in sides:
+            results.unavailable += getattr(side, "unavailable", 0)
             await side.stop()
     if options.calls_jobs:
         results.calls = await count_calls(ports, workdir, options)

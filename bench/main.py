@@ -146,6 +146,9 @@ def report(plan: Plan, outcome: Outcome, load_before: str, seconds: float) -> No
               f"{e.latency_jobs} at 1, median of {e.repeats}; every side polls every {e.poll * 1000:.0f} ms; "
               f"CPU = worker + client processes; calls from a separate pass of {e.calls_jobs} jobs per side")
         print("\n".join(e2e_table(outcome.e2e, e.sides, e.concurrency)))
+        if outcome.e2e.unavailable:
+            print(f"   note: {outcome.e2e.unavailable} app submission(s) answered 503 STORAGE_UNAVAILABLE (the API "
+                  "path's 1.2 s per-try deadline) and were sent again, as a caller would")
     if outcome.crash is not None:
         c = plan.crash
         print()
