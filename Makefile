@@ -13,8 +13,8 @@ install:  ## create .venv and install Python and npm dependencies
 lint:
 	scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy shared jobs devhost client chaos function_app.py && .venv/bin/lint-imports
 
-bench:    ## the app's submit and process paths vs a raw-SDK baseline (starts its own Azurite); prints ratios
-	scripts/bootstrap.sh && .venv/bin/python -m bench $(BENCH_ARGS)
+bench:    ## the whole benchmark: app vs floor (in-process and through devhost), vs Celery, crash probe; prints ratios
+	scripts/bench.sh $(BENCH_ARGS)
 
 chaos:    ## seeded fault injection against devhost and Azurite (kills, restarts, a fault proxy); prints one line of counts
 	scripts/bootstrap.sh && .venv/bin/python -m chaos $(CHAOS_ARGS)

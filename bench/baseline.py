@@ -1,16 +1,17 @@
-"""The raw-SDK baseline: the fewest storage operations that leave the same durable state.
+"""The floor: the fewest single-entity storage operations that give a job the app's guarantees.
 
-It uses the app's own aio clients (the same ``StorageClients``: same pipelines, transport and
-connection pool, same base64 queue encoding) but none of the app's code, and writes entities
-with the same properties as the app's, so the bytes on the wire and the work Azurite does per
-operation match. What it leaves out is everything the app adds on top of that minimum.
+It uses the app's own storage clients (``StorageClients``: same pipelines, pooled transport,
+retry policies and base64 queue encoding) but none of the app's job code, and writes entities
+with the same properties as the app's (the bounded history included, on the entity), so the
+bytes on the wire and the work Azurite does per operation match. No entity-group transactions.
 
-- Submission: one entity-group transaction (status entity + first history row), then one queue
-  send of the job message. 2 calls, 2 sequential round trips. No quota, no listing index.
-- Processing: read the entity; claim it (If-Match replace to Running + history row, one
-  transaction); complete it (If-Match replace to Completed + history row, one transaction);
-  send the outcome event. 4 calls, the app's budget. The history rows keep the durable effect
-  equal to the app's; a plain ``update_entity`` would be cheaper but would lose them.
+- Submission: insert the Queued status entity, then send the job message. 2 calls, 2 sequential
+  round trips (the entity first, so a crash never leaves a message without a status). No quota,
+  no listing index, no validation.
+- Processing: read the entity; claim it (If-Match update to Running, the history entry on it);
+  run the work; complete it (If-Match update to Completed); send the outcome event. 4 calls.
+  The host's receive and delete of the job message are not in here: the caller does them, for
+  the floor exactly as for the app (see bench/main.py and bench/floor_worker.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,12 +31,15 @@ from azure.storage.queue.aio import QueueClient
 
 STATUS_ROW = "job"
 LEASE_SECONDS = 30
-_NAMESPACE = uuid.UUID("6f1c3a52-2d1e-4b7a-9c55-0a8f3e7b9d10")  # the baseline's own job-id namespace
+_NAMESPACE = uuid.UUID("6f1c3a52-2d1e-4b7a-9c55-0a8f3e7b9d10")  # the floor's own job-id namespace
+
+# The job's work between claim and completion: the job message (attempt set) -> its result summary.
+Work = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class RawRequest:
-    """What the baseline is asked to submit (the same inputs the app's submission gets)."""
+    """What the floor is asked to submit (the same inputs the app's submission gets)."""
 
     tenant_id: uuid.UUID
     principal_key: str
@@ -52,13 +57,17 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _history(job_id: str, version: int, *, source: str | None, target: str, attempt: int, at: datetime,
-             reason: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"PartitionKey": job_id, "RowKey": f"h{version:08d}", "target": target,
-                           "attempt": attempt, "at": at, "reason": reason}
-    if source is not None:
-        row["source"] = source
-    return row
+def _history(previous: str | None, version: int, *, source: str | None, target: str, attempt: int,
+             at: datetime, reason: str) -> str:
+    """The app's compact history property: [version, source, target, attempt, at, reason] entries."""
+    rows: list[Any] = json.loads(previous) if previous else []
+    rows.append([version, source, target, attempt, at.isoformat(), reason])
+    return json.dumps(rows, separators=(",", ":"))
+
+
+async def _probe_work(message: dict[str, Any]) -> dict[str, Any]:
+    """The probe handler's summary (the in-process benchmark's job type does no storage I/O)."""
+    return {"attempt": message["attempt"], "effects": 1}
 
 
 class RawJobs:
@@ -74,7 +83,7 @@ class RawJobs:
 
     async def submit(self, request: RawRequest) -> str:
         payload = json.dumps(request.payload, sort_keys=True, separators=(",", ":"))
-        key = f"probe-{request.subject_id}-{request.payload.get('tag', 't')}"
+        key = f"{self.job_type}-{request.subject_id}-{request.payload.get('tag', 't')}"
         job_id = str(uuid.uuid5(_NAMESPACE, f"{request.tenant_id}\n{self.job_type}\n{key}"))
         fingerprint = hashlib.sha256(f'{{"payload":{payload},"subjectId":"{request.subject_id}"}}'.encode())
         now = _now()
@@ -85,9 +94,9 @@ class RawJobs:
             "payload": payload, "payloadFingerprint": fingerprint.hexdigest(), "createdAt": now,
             "status": "Queued", "updatedAt": now, "visibleAt": now, "attempt": 0, "run": 1, "version": 1,
             "submitters": json.dumps([request.principal_key]), "cancelRequested": False, "outcomePending": False,
+            "history": _history(None, 1, source=None, target="Queued", attempt=0, at=now, reason="Submitted"),
         }
-        history = _history(job_id, 1, source=None, target="Queued", attempt=0, at=now, reason="Submitted")
-        await self.table.submit_transaction([("create", entity), ("create", history)])
+        await self.table.create_entity(entity)
         message = {
             "jobId": job_id, "jobType": self.job_type, "subjectId": str(request.subject_id),
             "correlationId": str(request.correlation_id), "idempotencyKey": key, "attempt": 1,
@@ -97,27 +106,32 @@ class RawJobs:
         await self.jobs.send_message(json.dumps(message, separators=(",", ":")))
         return job_id
 
-    async def process(self, body: str) -> None:
+    async def process(self, body: str, work: Work = _probe_work) -> None:
         message = json.loads(body)
         job_id = message["jobId"]
         entity = await self.table.get_entity(job_id, STATUS_ROW)
         if entity["status"] != "Queued" or message["attempt"] <= entity["attempt"]:
-            raise RuntimeError(f"baseline job {job_id} is {entity['status']}: the benchmark expects Queued")
+            raise RuntimeError(f"floor job {job_id} is {entity['status']}: the benchmark expects Queued")
         now = _now()
         running = dict(entity)
         running.update(status="Running", attempt=entity["attempt"] + 1, version=entity["version"] + 1,
                        updatedAt=now, leaseOwner=uuid.uuid4().hex,
                        leaseExpiresAt=now + timedelta(seconds=LEASE_SECONDS), startedAt=now)
-        etag = await self._transition(running, str(entity.metadata["etag"]), "Queued", "Claimed", now)
+        running["history"] = _history(entity["history"], running["version"], source="Queued", target="Running",
+                                      attempt=running["attempt"], at=now, reason="Claimed")
+        etag = await self._write(running, str(entity.metadata["etag"]))
 
-        result = {"attempt": running["attempt"], "effects": 1}  # the probe handler's summary
+        result = await work({**message, "attempt": running["attempt"]})
         done_at = _now()
         completed = dict(running)
         del completed["leaseOwner"], completed["leaseExpiresAt"]
         completed.update(status="Completed", version=running["version"] + 1, updatedAt=done_at,
                          terminalAt=done_at, result=json.dumps(result, separators=(",", ":")),
                          outcomeCode="COMPLETED", progressPercent=100)
-        await self._transition(completed, etag, "Running", "Completed", done_at)
+        completed["history"] = _history(running["history"], completed["version"], source="Running",
+                                        target="Completed", attempt=running["attempt"], at=done_at,
+                                        reason="Completed")
+        await self._write(completed, etag)
 
         event = {
             "eventId": str(uuid.uuid5(_NAMESPACE, f"{job_id}\n1\nCompleted")), "eventType": "JobOutcome",
@@ -127,15 +141,15 @@ class RawJobs:
             "outcome": "Completed", "code": "COMPLETED", "message": None, "occurredAt": _iso(done_at),
             "traceParent": None,
         }
-        await self.outcomes.send_message(json.dumps(event, separators=(",", ":")))
+        cloud_event = {  # the same CloudEvents envelope the app sends, so both queues carry the same bytes
+            "specversion": "1.0", "id": event["eventId"], "source": f"/background-jobs/tenants/{message['tenantId']}",
+            "type": "BackgroundJobs.JobOutcome.Completed", "subject": job_id, "time": event["occurredAt"],
+            "datacontenttype": "application/json", "data": event,
+        }
+        await self.outcomes.send_message(json.dumps(cloud_event, separators=(",", ":")))
 
-    async def _transition(self, entity: dict[str, Any], etag: str, source: str, reason: str, at: datetime) -> str:
-        """If-Match replace of the status entity plus its history row, in one transaction."""
-        history = _history(entity["PartitionKey"], entity["version"], source=source, target=entity["status"],
-                           attempt=entity["attempt"], at=at, reason=reason)
-        parts = await self.table.submit_transaction([
-            ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag,
-                                "match_condition": MatchConditions.IfNotModified}),
-            ("create", history),
-        ])
-        return str(parts[0]["etag"])
+    async def _write(self, entity: dict[str, Any], etag: str) -> str:
+        """If-Match replace of the status entity (one single-entity write)."""
+        metadata = await self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
+                                                  match_condition=MatchConditions.IfNotModified)
+        return str(metadata["etag"])

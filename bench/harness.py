@@ -10,6 +10,7 @@ import asyncio
 import gc
 import os
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,12 @@ from typing import Any, TypeVar
 from azure.core.pipeline import PipelineRequest
 
 T = TypeVar("T")
+_STARTED = time.perf_counter()
+
+
+def progress(text: str) -> None:
+    """A progress line on stderr (the report goes to stdout)."""
+    print(f"bench [{time.perf_counter() - _STARTED:5.0f} s] {text}", file=sys.stderr, flush=True)
 
 
 class CallCounter:
@@ -36,19 +43,27 @@ class CallCounter:
         self.count += 1
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used, from /proc (Linux); None elsewhere."""
+    path = Path(f"/proc/{pid}/stat")
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = text.rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
 class ProcessCpu:
     """CPU seconds (user + system) another process has used, from /proc (Linux); None elsewhere."""
 
     def __init__(self, pid: int | None):
-        self.path = Path(f"/proc/{pid}/stat") if pid is not None else None
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.pid = pid
 
     def seconds(self) -> float | None:
-        if self.path is None or not self.path.exists():
-            return None
-        # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        fields = self.path.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick
+        return None if self.pid is None else process_cpu_seconds(self.pid)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ class Checker:
                 batch = [m async for m in queue.receive_messages(messages_per_page=32, max_messages=32,
                                                                   visibility_timeout=3600)]
                 for message in batch:
-                    event = json.loads(base64.b64decode(message.content))
+                    event = json.loads(base64.b64decode(message.content))["data"]  # a CloudEvent: its data
                     self.events[(event["jobId"], int(event["run"]))].add((event["eventId"], event["outcome"]))
                 if not batch:
                     return

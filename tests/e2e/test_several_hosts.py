@@ -47,7 +47,7 @@ async def _events(storage: str, queue_name: str) -> dict[tuple[str, int], set[tu
         while batch := [m async for m in queue.receive_messages(messages_per_page=32, max_messages=32,
                                                                  visibility_timeout=600)]:
             for message in batch:
-                event = json.loads(base64.b64decode(message.content))
+                event = json.loads(base64.b64decode(message.content))["data"]  # a CloudEvent: its data
                 events[(event["jobId"], int(event["run"]))].add((event["eventId"], event["outcome"]))
     return events
 
