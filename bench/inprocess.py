@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
-from azure.core.exceptions import ResourceModifiedError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
 
 from bench.baseline import RawJobs, RawRequest
@@ -74,6 +74,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.held: set[str] = set()
+        self.receipts: dict[str, str] = {}  # the latest pop receipt of each held message (a double hand-out renews it)
+        self.lost_deletes = 0  # deletes whose receipt was superseded all the same (the message stays; reported)
         self.duplicates = 0
         self.conflicts = 0  # floor claims or completions that found the entity changed
 
@@ -85,10 +87,19 @@ class Receiver:
                 continue
             if message.id in self.held:
                 self.duplicates += 1
+                self.receipts[message.id] = str(message.pop_receipt)  # the holder's receipt is void now
                 continue
             self.held.add(message.id)
+            self.receipts[message.id] = str(message.pop_receipt)
             return message.id, str(message.pop_receipt), str(message.content), int(message.dequeue_count or 1)
         raise RuntimeError(f"{queue.queue_name}: no message to process")
+
+    async def delete(self, queue: QueueClient, message_id: str, receipt: str) -> None:
+        """The host's delete after the function returned, with the message's latest receipt."""
+        try:
+            await queue.delete_message(message_id, self.receipts.get(message_id, receipt))
+        except ResourceNotFoundError:
+            self.lost_deletes += 1
 
 
 @dataclass
@@ -165,7 +176,7 @@ class InProcessBench:
             queue = runtime.queues.jobs
             message_id, receipt, body, dequeue_count = await rnd.receiver.receive(queue)
             await handle_job_message(runtime, body, dequeue_count)
-            await queue.delete_message(message_id, receipt)
+            await rnd.receiver.delete(queue, message_id, receipt)
 
         async def floor_process(_: int) -> None:
             queue = rnd.raw.jobs
@@ -174,7 +185,7 @@ class InProcessBench:
                 await rnd.raw.process(body)
             except ResourceModifiedError:  # someone else claimed it: as the app, leave it (reported below)
                 rnd.receiver.conflicts += 1
-            await queue.delete_message(message_id, receipt)
+            await rnd.receiver.delete(queue, message_id, receipt)
 
         if phase == "submit":
             return await (runner(rnd.app_inputs, app_submit) if side == "app"
@@ -237,6 +248,9 @@ class InProcessBench:
             if rnd.receiver.duplicates:
                 self.anomalies.append(f"{what}: Azurite handed {rnd.receiver.duplicates} message(s) to a second "
                                       "concurrent receive (skipped, received again)")
+            if rnd.receiver.lost_deletes:
+                self.anomalies.append(f"{what}: {rnd.receiver.lost_deletes} delete(s) found the message's receipt "
+                                      "superseded (Azurite handed it out twice)")
             if rnd.receiver.conflicts:
                 self.anomalies.append(f"{what}: {rnd.receiver.conflicts} floor write(s) found the entity changed "
                                       "(a retried write that had landed, or a second delivery)")
