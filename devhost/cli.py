@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devhost.azurite import PROJECT_ROOT, Azurite, connection_string, ports_open, start_azurite
 from devhost.banner import render_banner
+from devhost.console import configure_console
 from devhost.errors import DevHostError
 from devhost.host import DevHost
 from devhost.issuer import DEV_USER_OID, DevIssuer, default_key_dir
@@ -155,7 +156,7 @@ def run_host(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_console(sys.stderr)  # job lines carry jobId, correlationId and attempt
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     if args.command == "token":
         return run_token(args)
