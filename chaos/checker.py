@@ -194,8 +194,12 @@ class Checker:
         return None
 
     async def _check_documents(self, records: Mapping[str, JobRecord | None], findings: Findings) -> None:
-        """Each indexed document: at the newest completed version, its terms those of its text, no other rows."""
+        """Each indexed document: at the newest completed version (or at a newer one whose job was
+        cancelled after an attempt of it ran: that attempt may have applied it before its host died, and a
+        cancel stops further attempts, it does not undo one; docs/design-notes.md), its terms those of its
+        text, no other rows."""
         completed: dict[uuid.UUID, list[int]] = defaultdict(list)
+        interrupted: dict[uuid.UUID, set[int]] = defaultdict(set)
         for spec in self.plan.specs:
             if spec.job_type != "doc-index" or spec.job_id is None:
                 continue
@@ -203,18 +207,23 @@ class Checker:
             completed.setdefault(spec.subject, [])
             if record is not None and record.status is JobStatus.COMPLETED:
                 completed[spec.subject].append(int(spec.payload["rowVersion"]))
+            elif (record is not None and record.status is JobStatus.CANCELLED
+                  and any(entry.target is JobStatus.RUNNING for entry in record.history)):
+                interrupted[spec.subject].add(int(spec.payload["rowVersion"]))
         async with TableClient.from_connection_string(self.storage, self.names["JOBS_INDEX_TABLE"]) as table:
             for subject, versions in completed.items():
                 rows = [dict(row) async for row in table.query_entities(
                     "PartitionKey eq @pk", parameters={"pk": f"{TENANT}|doc-{subject}"})]
-                self._check_document(subject, versions, rows, findings)
+                self._check_document(subject, versions, rows, findings, interrupted.get(subject, set()))
 
     def _check_document(self, subject: uuid.UUID, versions: list[int], rows: list[dict[str, Any]],
-                        findings: Findings) -> None:
+                        findings: Findings, interrupted: set[int] | None = None) -> None:
         meta = next((row for row in rows if row["RowKey"] == "~meta"), None)
         terms = {row["RowKey"]: row for row in rows if row["RowKey"] != "~meta"}
         indexed = int(meta.get("rowVersion", -1)) if meta else -1
         newest = max(versions, default=-1)
+        if indexed > newest and indexed in (interrupted or set()):
+            newest = indexed  # applied by an attempt that ran before its job was cancelled
         if indexed != newest:
             findings.add("wrong", f"document {subject}: index at v{indexed}, newest completed v{newest}")
         stale = sorted({int(r["rowVersion"]) for r in terms.values() if int(r["rowVersion"]) < indexed})

@@ -104,3 +104,20 @@ async def test_a_short_seeded_chaos_run_loses_nothing_and_finds_nothing_wrong() 
     findings = await run(Options(seed=7, jobs=24, duration=25, hosts=2, settle=90))
     assert findings.jobs == 24 and findings.faults > 0, findings.line()
     assert findings.clean, (findings.line(), findings.problems)
+
+
+def test_an_index_at_a_version_cancelled_after_it_ran_is_accepted_and_only_that() -> None:
+    """A cancel that lands after an attempt applied the version, but before its host died with the
+    Completed write unsent, ends the job Cancelled by the takeover: the version's rows stay (a cancel
+    stops further attempts; it cannot undo one that ran). Seen once in `make chaos` with seed 2."""
+    checker = _checker()
+    subject = uuid.uuid4()
+    checker.plan.texts[subject] = "alpha beta beta"
+    rows = [{"RowKey": "~meta", "rowVersion": 1}, {"RowKey": "alpha", "count": 1, "rowVersion": 1},
+            {"RowKey": "beta", "count": 2, "rowVersion": 1}]
+    findings = Findings()
+    checker._check_document(subject, [], rows, findings, interrupted={1})
+    assert findings.clean
+    never_ran = Findings()
+    checker._check_document(subject, [], rows, never_ran, interrupted=set())
+    assert never_ran.counts == {"wrong": 1}  # a version nothing completed or ran is still wrong
