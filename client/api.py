@@ -36,8 +36,7 @@ class JobsClient:
         transport: Transport | None = None, poll_policy: PollPolicy | None = None, sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        if not _safe_for_secrets(base_url):
             # A bearer token must never cross the network in clear text: http only to this machine.
             raise ConfigurationError(f"base URL must be https (http only on loopback): {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -84,8 +83,8 @@ class JobsClient:
         if limit and len(data) > limit:
             raise ConfigurationError(f"{path} is {len(data)} bytes; a {kind} may be at most {limit}")
         url = str(ticket["uploadUrl"])
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        if not _safe_for_secrets(url):  # the URL carries a signature: the same rule as for the token
+            parts = urlsplit(url)
             raise ConfigurationError(f"refusing to upload to a non-https URL: {parts.scheme}://{parts.hostname}")
         headers = {str(k): str(v) for k, v in dict(ticket.get("headers") or {}).items()}
         response = self.transport(str(ticket.get("method") or "PUT"), url, {**headers, "User-Agent": USER_AGENT},
@@ -208,6 +207,12 @@ class JobsClient:
         if response.status >= 400:
             raise problem_error(response, headers["x-correlation-id"])
         return response
+
+
+def _safe_for_secrets(url: str) -> bool:
+    """https, or http only to this machine: a bearer token or a signed URL never crosses the network in clear."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
 
 
 def _segment(value: Id) -> str:

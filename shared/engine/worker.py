@@ -145,13 +145,18 @@ async def _run(runtime: Runtime, record: JobRecord, log: JobLogger) -> None:
              extra={"durationMs": elapsed_ms, "outcome": intended.value})
 
     def finish(current: JobRecord) -> Transition | None:
-        if current.status is not JobStatus.RUNNING or current.lease_owner != owner:
+        if not _runs_under(current, owner):
             return None  # someone else moved it on (takeover, duplicate): not ours to write
         return after_attempt(current, outcome, runtime.clock(), delay, defer_limit)
 
     commit = await runtime.lifecycle.commit(record.job_id, finish, Origin.DELIVERY, current=lease.record)
     if not commit.applied:
         log.info("job moved on before this attempt's outcome could be written; leaving it")
+
+
+def _runs_under(record: JobRecord, owner: str | None) -> bool:
+    """Whether the job still runs under this attempt's lease (nobody moved it on since)."""
+    return record.status is JobStatus.RUNNING and record.lease_owner == owner
 
 
 async def _give_up_lease(runtime: Runtime, lease: Lease, log: JobLogger) -> None:
@@ -161,7 +166,7 @@ async def _give_up_lease(runtime: Runtime, lease: Lease, log: JobLogger) -> None
     owner, attempt = lease.owner, lease.record.attempt
 
     def give_up(current: JobRecord) -> Transition | None:
-        if current.status is not JobStatus.RUNNING or current.lease_owner != owner:
+        if not _runs_under(current, owner):
             return None
         return after_lost_lease(current, runtime.clock(), f"attempt {attempt} interrupted: its host stopped")
 
